@@ -1,0 +1,36 @@
+"""Maximum-Entropy inverse reinforcement learning on deterministic route MDPs.
+
+Ziebart et al. (2008): a driver's route is a path through a deterministic MDP whose
+probability is proportional to ``exp(reward / alpha)``; learning matches the observed
+feature counts. The numerical kernels are free functions over sparse arrays
+(:mod:`maxent_irl.soft_values`, :mod:`maxent_irl.visitation`); :class:`MaxEntIRL`
+is a thin learner and :class:`RouteModel` answers queries for a known ``theta``.
+"""
+
+from maxent_irl.exceptions import (
+    InvalidMDPError,
+    InvalidParameterError,
+    InvalidPathError,
+    MaxEntIRLError,
+    NotFittedError,
+    PartitionFunctionDivergedError,
+    UnreachableDestinationError,
+)
+from maxent_irl.inference import RouteModel, Visits
+from maxent_irl.learning import FitProgress, MaxEntIRL
+from maxent_irl.mdp import RouteMDP
+
+__all__ = [
+    "FitProgress",
+    "MaxEntIRL",
+    "RouteModel",
+    "Visits",
+    "InvalidMDPError",
+    "InvalidParameterError",
+    "InvalidPathError",
+    "MaxEntIRLError",
+    "NotFittedError",
+    "PartitionFunctionDivergedError",
+    "RouteMDP",
+    "UnreachableDestinationError",
+]

@@ -1,0 +1,307 @@
+"""Queries on a MaxEnt route model with known weights: probabilities, routes, visits, destinations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+
+from maxent_irl.exceptions import (
+    InvalidParameterError,
+    InvalidPathError,
+    UnreachableDestinationError,
+)
+from maxent_irl.linsolve import fill_reducing_ordering
+from maxent_irl.mdp import RouteMDP
+from maxent_irl.objective import make_trip_set, pair_log_partition
+from maxent_irl.soft_values import (
+    TINY,
+    DestinationBatch,
+    LinearSystem,
+    global_system,
+    solve_destinations,
+    transition_log_weights,
+)
+from maxent_irl.visitation import forward_pass
+
+__all__ = ["RouteModel", "Visits", "validate_reference_policy"]
+
+
+@dataclass
+class Visits:
+    """Expected number of uses of each state ``(n,)`` and transition ``(T,)`` by a trip ``o -> d``.
+
+    For a route that never revisits a segment (the overwhelming majority at
+    realistic weights) this is the probability that the driver uses it.
+    """
+
+    states: np.ndarray
+    transitions: np.ndarray
+
+
+def validate_reference_policy(mdp: RouteMDP, reference_policy: np.ndarray | None) -> np.ndarray | None:
+    """Return ``log pi0`` ``(T,)`` or None; ``pi0`` must be finite and nonnegative (0 forbids a transition)."""
+    if reference_policy is None:
+        return None
+    pi0 = np.asarray(reference_policy, dtype=np.float64)
+    if pi0.shape != (mdp.n_transitions,):
+        raise InvalidParameterError(f"reference_policy must have shape ({mdp.n_transitions},), got {pi0.shape}")
+    if not np.all(np.isfinite(pi0)) or np.any(pi0 < 0):
+        raise InvalidParameterError("reference_policy must be finite and nonnegative")
+    with np.errstate(divide="ignore"):
+        return np.log(pi0)
+
+
+class RouteModel:
+    """The MaxEnt distribution over routes for weights ``theta``.
+
+    ``P(path | o, d) = pi0(path) exp(theta . f(path) / alpha) / Z(o, d)`` with the
+    destination absorbing. The factorization of ``I - W`` is computed on first use
+    and reused by every query, so a query costs one or two sparse solves.
+
+    Parameters
+    ----------
+    mdp: the route MDP.
+    theta: ``(k,)`` reward weights.
+    alpha: temperature (default 1: Ziebart's model).
+    reference_policy: optional ``(T,)`` prior weights ``pi0`` of each transition.
+    """
+
+    def __init__(
+        self,
+        mdp: RouteMDP,
+        theta: np.ndarray,
+        alpha: float = 1.0,
+        reference_policy: np.ndarray | None = None,
+        ordering: np.ndarray | None = None,
+    ) -> None:
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (mdp.n_features,):
+            raise InvalidParameterError(f"theta must have shape ({mdp.n_features},), got {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise InvalidParameterError("theta must be finite")
+        self.mdp = mdp
+        self.theta = theta
+        self.alpha = float(alpha)
+        self.log_pi0 = validate_reference_policy(mdp, reference_policy)
+        self.logw = transition_log_weights(mdp.features, theta, self.alpha, self.log_pi0)
+        self._ordering = ordering
+        self._system: LinearSystem | None = None
+
+    # -- shared machinery -------------------------------------------------------------
+    @property
+    def ordering(self) -> np.ndarray:
+        if self._ordering is None:
+            self._ordering = fill_reducing_ordering(self.mdp.adjacency())
+        return self._ordering
+
+    @property
+    def system(self) -> LinearSystem:
+        """The factorized global system (raises PartitionFunctionDivergedError if Z is infinite)."""
+        if self._system is None:
+            self._system = global_system(self.mdp, self.logw, self.ordering)
+        return self._system
+
+    def _solve(self, destinations: np.ndarray, needed_rows: list[np.ndarray]) -> DestinationBatch:
+        return solve_destinations(self.mdp, self.logw, self.system, destinations, needed_rows, self.ordering)
+
+    def _state(self, state: int, what: str) -> int:
+        return int(self.mdp.check_states([state], what)[0])
+
+    @property
+    def rewards(self) -> np.ndarray:
+        """``(T,)`` reward ``theta . f`` of every transition."""
+        return self.mdp.features @ self.theta
+
+    # -- probabilities ---------------------------------------------------------------
+    def log_partition(self, origins: np.ndarray | int, destinations: np.ndarray | int) -> np.ndarray:
+        """``log Z(o, d)`` for broadcast arrays of origins and destinations (``-inf`` if unreachable)."""
+        o, d = np.broadcast_arrays(np.asarray(origins), np.asarray(destinations))
+        o_flat = self.mdp.check_states(o.ravel(), "origin")
+        d_flat = self.mdp.check_states(d.ravel(), "destination")
+        log_z, _ = pair_log_partition(self.mdp, self.logw, self.system, o_flat, d_flat, self.ordering)
+        return log_z.reshape(o.shape)
+
+    def soft_values(self, destination: int) -> np.ndarray:
+        """``(n,)`` soft values ``V(s; d) = alpha log Z(s, d)`` (``-inf`` where ``d`` is unreachable)."""
+        d = self._state(destination, "destination")
+        batch = self._solve(np.array([d]), [np.arange(self.mdp.n_states)])
+        return self.alpha * batch.log_z_column(0)
+
+    def path_log_prob(self, paths: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
+        """``(len(paths),)`` natural-log probability of each path given its origin and destination."""
+        trips = make_trip_set(self.mdp, paths)
+        log_z, _ = pair_log_partition(self.mdp, self.logw, self.system, trips.pair_origin, trips.pair_dest, self.ordering)
+        path_logw = np.array([self.logw[t].sum() for t in trips.path_transitions])
+        return path_logw - log_z[trips.trip_pair]
+
+    def log_likelihood(self, paths: Sequence[Sequence[int] | np.ndarray]) -> float:
+        """Total natural-log likelihood of ``paths``."""
+        return float(self.path_log_prob(paths).sum())
+
+    def next_transition_probs(self, state: int, destination: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Transitions leaving ``state``, the states they lead to, and their probabilities toward ``destination``."""
+        s = self._state(state, "state")
+        d = self._state(destination, "destination")
+        idx, nxt = self.mdp.successors(s)
+        if s == d:
+            raise InvalidParameterError("the trip has arrived: the destination is absorbing")
+        batch = self._solve(np.array([d]), [np.append(nxt, s)])
+        log_z = batch.log_z_column(0)
+        if not np.isfinite(log_z[s]):
+            raise UnreachableDestinationError(f"destination {d} is unreachable from state {s}")
+        return idx, nxt, np.exp(self.logw[idx] + log_z[nxt] - log_z[s])
+
+    # -- routes --------------------------------------------------------------------
+    def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
+        """The single most probable path ``o -> d`` (the max-reward path: a shortest path on ``-logw``)."""
+        o = self._state(origin, "origin")
+        d = self._state(destination, "destination")
+        if o == d:
+            return np.array([o])
+        self.system  # noqa: B018 - a diverging model has no most likely path: raise here
+        cost = -self.logw
+        finite = np.isfinite(cost)
+        graph = sp.csr_matrix(
+            (cost[finite], (self.mdp.src[finite], self.mdp.dst[finite])), shape=(self.mdp.n_states,) * 2
+        )
+        method = "J" if np.any(cost[finite] < 0) else "D"
+        dist, pred = csgraph.shortest_path(graph, method=method, directed=True, indices=o, return_predecessors=True)
+        if not np.isfinite(dist[d]):
+            raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
+        path = [d]
+        while path[-1] != o:
+            path.append(int(pred[path[-1]]))
+        return np.array(path[::-1], dtype=np.int64)
+
+    def expected_visits(self, origin: int, destination: int) -> Visits:
+        """Expected uses of every state and transition by a trip ``origin -> destination``."""
+        o = self._state(origin, "origin")
+        d = self._state(destination, "destination")
+        batch = self._solve(np.array([d]), [np.array([o])])
+        if batch.Z[o, 0] <= 0:
+            raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
+        res = forward_pass(self.mdp, batch, [np.array([o])], [np.array([1.0])], with_states=True)
+        states = res.states
+        if o == d:
+            states = np.zeros(self.mdp.n_states)
+            states[d] = 1.0
+        return Visits(states=states, transitions=res.transitions)
+
+    def sample_paths(self, origin: int, destination: int, n: int, seed: int | np.random.Generator | None = None,
+                     max_steps: int | None = None) -> list[np.ndarray]:
+        """``n`` independent paths ``origin -> destination`` drawn from the model."""
+        if n < 0:
+            raise InvalidParameterError("n must be >= 0")
+        return self.sample_trips(np.full(n, origin), np.full(n, destination), seed, max_steps)
+
+    def sample_trips(self, origins: np.ndarray, destinations: np.ndarray,
+                     seed: int | np.random.Generator | None = None, max_steps: int | None = None) -> list[np.ndarray]:
+        """One path per ``(origins[i], destinations[i])``, all walkers advanced together, step by step.
+
+        The policy toward ``d`` is ``pi(j | s) = w_j Z(dst_j, d) / Z(s, d)``; every
+        destination's ``log Z`` comes from one batched backward pass.
+        """
+        rng = np.random.default_rng(seed)
+        o = self.mdp.check_states(np.atleast_1d(origins), "origin")
+        d = self.mdp.check_states(np.atleast_1d(destinations), "destination")
+        if o.shape != d.shape:
+            raise InvalidParameterError("origins and destinations must have the same length")
+        if o.size == 0:
+            return []
+        max_steps = max_steps or 20 * self.mdp.n_states
+        udest, col = np.unique(d, return_inverse=True)
+        needed = [o[col == k] for k in range(udest.size)]
+        log_z = np.empty((self.mdp.n_states, udest.size))
+        step = max(1, (1 << 25) // self.mdp.n_states)
+        for a in range(0, udest.size, step):
+            batch = self._solve(udest[a : a + step], needed[a : a + step])
+            for k in range(batch.destinations.size):
+                log_z[:, a + k] = batch.log_z_column(k)
+        if np.any(~np.isfinite(log_z[o, col])):
+            i = int(np.flatnonzero(~np.isfinite(log_z[o, col]))[0])
+            raise UnreachableDestinationError(f"destination {int(d[i])} is unreachable from origin {int(o[i])}")
+        order = np.argsort(self.mdp.src, kind="stable")
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(self.mdp.src, minlength=self.mdp.n_states))])
+        walkers, states = [np.arange(o.size)], [o]
+        current = o.copy()
+        active = np.flatnonzero(current != d)
+        for _ in range(max_steps):
+            if active.size == 0:
+                break
+            s = current[active]
+            deg = ptr[s + 1] - ptr[s]
+            owner = np.repeat(np.arange(active.size), deg)
+            offs = np.arange(owner.size) - np.repeat(np.cumsum(deg) - deg, deg)
+            j = order[ptr[s][owner] + offs]
+            k = col[active][owner]
+            p = np.exp(self.logw[j] + log_z[self.mdp.dst[j], k] - log_z[s[owner], k])
+            csum = np.cumsum(p)
+            ends = np.cumsum(deg) - 1
+            before = np.concatenate([[0.0], csum[ends[:-1]]])
+            u = before + rng.random(active.size) * (csum[ends] - before)
+            pick = np.clip(np.searchsorted(csum, u, side="right"), ends - deg + 1, ends)
+            nxt = self.mdp.dst[j[pick]]
+            current[active] = nxt
+            walkers.append(active)
+            states.append(nxt)
+            active = active[nxt != d[active]]
+        if active.size:
+            raise InvalidParameterError(f"{active.size} sampled paths did not arrive within max_steps={max_steps}")
+        who = np.concatenate(walkers)
+        seq = np.concatenate(states)[np.argsort(who, kind="stable")]
+        return np.split(seq, np.cumsum(np.bincount(who, minlength=o.size))[:-1])
+
+    # -- destinations ----------------------------------------------------------------
+    def destination_posterior(self, partial_path: Sequence[int] | np.ndarray, candidates: Sequence[int] | np.ndarray,
+                              prior: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+        """``P(d | A -> B)`` over ``candidates`` for a partly driven path from A to B.
+
+        ``P(d | A->B) ∝ P(d) exp(reward(A->B)) Z(B, d) / Z(A, d)``; the path reward
+        is the same for every ``d`` and cancels. With ``M = (I - W)^-1``,
+        ``Z(B, d) / Z(A, d) = M[B, d] / M[A, d]``, so two transposed solves give the
+        ratio for every candidate at once. A candidate the path passed through
+        before B has probability 0: the trip would have ended there.
+        """
+        path = self.mdp.check_states(partial_path, "partial path state")
+        if path.size == 0:
+            raise InvalidPathError("partial path is empty")
+        self.mdp.transition_indices(path)
+        cand = self.mdp.check_states(candidates, "candidate destination")
+        if cand.size == 0:
+            raise InvalidParameterError("no candidate destinations")
+        if prior is None:
+            log_prior = np.zeros(cand.size)
+        else:
+            p = np.asarray(prior, dtype=np.float64)
+            if p.shape != cand.shape or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+                raise InvalidParameterError("prior must be nonnegative, finite, one value per candidate, not all zero")
+            with np.errstate(divide="ignore"):
+                log_prior = np.log(p)
+        a, b = int(path[0]), int(path[-1])
+        rows = self.system.lu.solve(_unit_columns(self.mdp.n_states, [a, b]), trans=True)
+        m_a, m_b = rows[cand, 0], rows[cand, 1]
+        log_ratio = np.full(cand.size, -np.inf)
+        fine = (m_a > TINY) & (m_b > TINY)
+        log_ratio[fine] = np.log(m_b[fine]) - np.log(m_a[fine])
+        redo = ~fine & (log_prior > -np.inf)
+        if np.any(redo):  # underflow (or unreachable): exact log Z per candidate in rescaled systems
+            lz = self.log_partition(np.array([[a], [b]]), cand[redo][None, :])
+            ok = np.isfinite(lz[0]) & np.isfinite(lz[1])
+            log_ratio[redo] = np.where(ok, lz[1] - np.where(ok, lz[0], 0.0), -np.inf)
+        log_post = log_prior + log_ratio
+        log_post[np.isin(cand, path[:-1])] = -np.inf
+        if not np.any(np.isfinite(log_post)):
+            raise UnreachableDestinationError("no candidate destination is reachable along this partial path")
+        log_post -= log_post.max()
+        post = np.exp(log_post)
+        return post / post.sum()
+
+
+def _unit_columns(n: int, rows: list[int]) -> np.ndarray:
+    E = np.zeros((n, len(rows)))
+    E[rows, np.arange(len(rows))] = 1.0
+    return E

@@ -1,0 +1,270 @@
+"""Maximum-likelihood fitting of the MaxEnt route model with L-BFGS-B (a thin learner class)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from maxent_irl.exceptions import (
+    InvalidParameterError,
+    InvalidPathError,
+    NotFittedError,
+    PartitionFunctionDivergedError,
+)
+from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
+from maxent_irl.linsolve import fill_reducing_ordering
+from maxent_irl.mdp import RouteMDP
+from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set
+from maxent_irl.soft_values import transition_log_weights
+
+__all__ = ["FitProgress", "MaxEntIRL"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """What the progress callback receives after each L-BFGS iteration."""
+
+    iteration: int
+    log_likelihood: float
+    grad_norm: float
+    theta: np.ndarray
+    elapsed_s: float
+
+
+class MaxEntIRL:
+    """Maximum-Entropy IRL (Ziebart et al. 2008) for deterministic route MDPs.
+
+    Maximizes ``sum log P(path | o, d; theta) - l1 |theta|_1 - l2/2 |theta|^2``, a
+    concave objective, so every start reaches the same optimum. Where the partition
+    function diverges the objective is ``-inf``; the optimizer is made to back off
+    from there, and the start is moved into the convergent region if needed.
+
+    Parameters
+    ----------
+    alpha: temperature of the soft Bellman backup (default 1).
+    reference_policy: optional ``(T,)`` transition prior ``pi0`` (default none).
+    l1, l2: regularization strengths on the *per-trip average* log-likelihood (default 0).
+    bounds: optional sequence of ``(low, high)`` per feature (``None`` for unbounded).
+    theta0: initial weights (default zeros, moved to convergence if they diverge).
+    tol: gradient tolerance on the per-trip average gradient (default 1e-7).
+    max_iter: maximum L-BFGS iterations (default 500).
+    callback: called with a :class:`FitProgress` after every iteration; return ``False`` to stop.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        reference_policy: np.ndarray | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        bounds: Sequence[tuple[float | None, float | None]] | None = None,
+        theta0: np.ndarray | None = None,
+        tol: float = 1e-7,
+        max_iter: int = 500,
+        callback: Callable[[FitProgress], bool | None] | None = None,
+    ) -> None:
+        self.alpha = alpha
+        self.reference_policy = reference_policy
+        self.l1 = l1
+        self.l2 = l2
+        self.bounds = bounds
+        self.theta0 = theta0
+        self.tol = tol
+        self.max_iter = max_iter
+        self.callback = callback
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> MaxEntIRL:
+        """Learn ``theta_`` from observed ``paths`` (origin first, destination last)."""
+        self._validate_params()
+        k = mdp.n_features
+        log_pi0 = validate_reference_policy(mdp, self.reference_policy)
+        trips = make_trip_set(mdp, paths)
+        if log_pi0 is not None and np.any(np.isinf(log_pi0[trips.transition_counts > 0])):
+            raise InvalidPathError("a path uses a transition whose reference probability pi0 is 0")
+        ordering = fill_reducing_ordering(mdp.adjacency())
+        lo, hi = self._feature_bounds(k)
+        theta0 = np.zeros(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)
+        if theta0.shape != (k,) or not np.all(np.isfinite(theta0)):
+            raise InvalidParameterError(f"theta0 must be {k} finite numbers")
+        theta0 = np.clip(theta0, lo, hi)
+        theta0 = self._convergent_start(mdp, trips, theta0, lo, hi, log_pi0, ordering)
+
+        scale = 1.0 / trips.n_trips
+        best = {"f": np.inf}
+        start = time.perf_counter()
+
+        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+            theta = self._theta_from_x(x, k)
+            try:
+                ll, g = self._ll_grad(mdp, trips, theta, log_pi0, ordering)
+            except PartitionFunctionDivergedError:
+                # Z is infinite here: report a value worse than any seen, with a gradient
+                # pointing back along the step, so the line search shrinks the step.
+                last = best.get("x")
+                direction = x - last if last is not None else np.ones_like(x)
+                f_bad = abs(best["f"]) * 10 + 1e6 if np.isfinite(best["f"]) else 1e12
+                return f_bad, direction / max(np.linalg.norm(direction), 1e-12) * 1e6
+            f = -ll * scale + 0.5 * self.l2 * float(theta @ theta)
+            g_theta = -g * scale + self.l2 * theta
+            if self.l1 > 0:
+                f += self.l1 * float(np.sum(x))
+                g_x = np.concatenate([g_theta + self.l1, -g_theta + self.l1])
+            else:
+                g_x = g_theta
+            if f < best["f"]:
+                best.update(f=f, x=x.copy(), ll=ll, gnorm=float(np.linalg.norm(g_theta)))
+            self._last_eval = (x.copy(), ll, float(np.linalg.norm(g_theta)))
+            return f, g_x
+
+        iteration = {"n": 0}
+        stop = {"flag": False}
+
+        def on_iteration(intermediate_result) -> None:  # noqa: ANN001 - scipy's OptimizeResult
+            iteration["n"] += 1
+            x = intermediate_result.x
+            ll, gnorm = best.get("ll", np.nan), best.get("gnorm", np.nan)
+            last = getattr(self, "_last_eval", None)
+            if last is not None and np.array_equal(last[0], x):
+                ll, gnorm = last[1], last[2]
+            progress = FitProgress(iteration["n"], ll, gnorm, self._theta_from_x(x, k), time.perf_counter() - start)
+            logger.debug("iteration %d: log-likelihood %.6f, |grad| %.3g", progress.iteration, ll, gnorm)
+            if self.callback is not None and self.callback(progress) is False:
+                stop["flag"] = True
+                raise StopIteration
+
+        x0, xbounds = self._x_and_bounds(theta0, lo, hi)
+        try:
+            res = minimize(
+                objective,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=xbounds,
+                callback=on_iteration,
+                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15, "maxcor": 20},
+            )
+            x_final, message, success = res.x, str(res.message), bool(res.success)
+        except StopIteration:
+            x_final, message, success = best["x"], "stopped by callback", False
+        if best.get("x") is not None and best["f"] < objective(x_final)[0]:
+            x_final = best["x"]
+        self.theta_ = self._theta_from_x(x_final, k)
+        self.model_ = RouteModel(mdp, self.theta_, self.alpha, self.reference_policy, ordering)
+        self.n_iter_ = iteration["n"]
+        self.converged_ = success
+        self.message_ = message
+        self.mdp_ = mdp
+        self.log_likelihood_ = float(self._ll_grad(mdp, trips, self.theta_, log_pi0, ordering)[0])
+        self.n_trips_ = trips.n_trips
+        logger.info("fit: %d iterations, log-likelihood %.4f (%s)", self.n_iter_, self.log_likelihood_, message)
+        return self
+
+    def _ll_grad(
+        self, mdp: RouteMDP, trips: TripSet, theta: np.ndarray, log_pi0: np.ndarray | None, ordering: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        logw = transition_log_weights(mdp.features, theta, self.alpha, log_pi0)
+        return log_likelihood_and_gradient(mdp, trips, logw, self.alpha, ordering)
+
+    def _validate_params(self) -> None:
+        if not (np.isfinite(self.alpha) and self.alpha > 0):
+            raise InvalidParameterError(f"alpha must be positive, got {self.alpha!r}")
+        for name in ("l1", "l2"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise InvalidParameterError(f"{name} must be >= 0, got {v!r}")
+        if not (self.tol > 0) or int(self.max_iter) < 1:
+            raise InvalidParameterError("tol must be > 0 and max_iter >= 1")
+
+    def _feature_bounds(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.full(k, -np.inf), np.full(k, np.inf)
+        if self.bounds is not None:
+            if len(self.bounds) != k:
+                raise InvalidParameterError(f"bounds must have one (low, high) pair per feature ({k})")
+            for i, (a, b) in enumerate(self.bounds):
+                lo[i] = -np.inf if a is None else a
+                hi[i] = np.inf if b is None else b
+            if np.any(lo > hi):
+                raise InvalidParameterError("a lower bound exceeds its upper bound")
+        return lo, hi
+
+    def _x_and_bounds(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray):  # noqa: ANN202
+        """L1 is made smooth by splitting ``theta = p - m`` with ``p, m >= 0``."""
+        if self.l1 <= 0:
+            return theta0, [(None if np.isinf(a) else a, None if np.isinf(b) else b) for a, b in zip(lo, hi, strict=True)]
+        p0, m0 = np.maximum(theta0, 0), np.maximum(-theta0, 0)
+        pb = [(max(a, 0.0), None if np.isinf(b) else max(b, 0.0)) for a, b in zip(lo, hi, strict=True)]
+        mb = [(max(-b, 0.0), None if np.isinf(a) else max(-a, 0.0)) for a, b in zip(lo, hi, strict=True)]
+        return np.concatenate([p0, m0]), pb + mb
+
+    def _theta_from_x(self, x: np.ndarray, k: int) -> np.ndarray:
+        return x[:k] - x[k:] if self.l1 > 0 else np.array(x, dtype=np.float64)
+
+    def _convergent_start(
+        self,
+        mdp: RouteMDP,
+        trips: TripSet,
+        theta0: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        log_pi0: np.ndarray | None,
+        ordering: np.ndarray,
+    ) -> np.ndarray:
+        """Move ``theta0`` along ``-sign(mean feature)`` until the partition function converges."""
+        direction = -np.sign(mdp.features.mean(axis=0))
+        direction[direction == 0] = -1.0
+        step = 0.0
+        for _ in range(60):
+            theta = np.clip(theta0 + step * direction, lo, hi)
+            try:
+                self._ll_grad(mdp, trips, theta, log_pi0, ordering)
+                if step:
+                    logger.info("theta0 diverges; starting from theta0 %+g * direction instead", step)
+                return theta
+            except PartitionFunctionDivergedError:
+                step = 0.5 if step == 0 else step * 2
+        raise PartitionFunctionDivergedError(
+            "found no theta within the bounds for which the partition function converges: some cycle of "
+            "transitions has features that no weights can make costly (e.g. all-zero features)"
+        )
+
+    # -- queries (delegated to the fitted RouteModel) ----------------------------------
+    def _model(self) -> RouteModel:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this MaxEntIRL is not fitted yet: call fit(mdp, paths) first")
+        return self.model_
+
+    def log_likelihood(self, paths: Sequence[Sequence[int] | np.ndarray]) -> float:
+        """Total natural-log likelihood of ``paths`` under ``theta_``."""
+        return self._model().log_likelihood(paths)
+
+    def path_log_prob(self, paths: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
+        return self._model().path_log_prob(paths)
+
+    def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
+        return self._model().most_likely_path(origin, destination)
+
+    def expected_visits(self, origin: int, destination: int) -> Visits:
+        return self._model().expected_visits(origin, destination)
+
+    def sample_paths(self, origin: int, destination: int, n: int, seed: int | None = None) -> list[np.ndarray]:
+        return self._model().sample_paths(origin, destination, n, seed)
+
+    def next_transition_probs(self, state: int, destination: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._model().next_transition_probs(state, destination)
+
+    def destination_posterior(
+        self,
+        partial_path: Sequence[int] | np.ndarray,
+        candidates: Sequence[int] | np.ndarray,
+        prior: Sequence[float] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(len(candidates),)`` posterior ``P(d | partial path)``, summing to 1."""
+        return self._model().destination_posterior(partial_path, candidates, prior)

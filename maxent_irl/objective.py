@@ -1,0 +1,148 @@
+"""The MaxEnt log-likelihood of a set of trips and its exact gradient.
+
+``log P(path | o, d) = sum_j logw_j - log Z(o, d)`` and
+``d/dtheta sum log P = (empirical - expected feature counts) / alpha``: one backward
+and one forward solve per destination, batched over destinations in chunks that
+bound the memory to a few ``(n_states, chunk)`` arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
+from maxent_irl.mdp import RouteMDP
+from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations
+from maxent_irl.visitation import forward_pass
+
+__all__ = ["TripSet", "destination_chunks", "log_likelihood_and_gradient", "make_trip_set"]
+
+#: Elements of one ``(n_states, chunk)`` array; bounds the memory of a pass.
+CHUNK_ELEMENTS = 1 << 25
+
+
+@dataclass
+class TripSet:
+    """Observed trips reduced to what the likelihood needs.
+
+    ``origins``/``destinations`` ``(N,)``; ``transition_counts`` ``(T,)`` how often each
+    transition is used by all trips; ``pair_dest``/``pair_origin``/``pair_count`` the
+    distinct (origin, destination) pairs with multiplicities; ``trip_pair`` ``(N,)``
+    maps each trip to its pair.
+    """
+
+    origins: np.ndarray
+    destinations: np.ndarray
+    transition_counts: np.ndarray
+    path_transitions: list[np.ndarray]
+    pair_origin: np.ndarray
+    pair_dest: np.ndarray
+    pair_count: np.ndarray
+    trip_pair: np.ndarray
+
+    @property
+    def n_trips(self) -> int:
+        return int(self.origins.size)
+
+
+def make_trip_set(mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> TripSet:
+    """Validate ``paths`` (origin first, destination last) and summarize them."""
+    if isinstance(paths, np.ndarray) and paths.ndim == 1 and paths.dtype != object:
+        raise InvalidPathError("paths must be a sequence of paths (1-D state arrays), not a single path")
+    path_list = list(paths)
+    if not path_list:
+        raise InvalidPathError("no paths given")
+    transitions = []
+    origins = np.empty(len(path_list), dtype=np.int64)
+    dests = np.empty(len(path_list), dtype=np.int64)
+    for i, path in enumerate(path_list):
+        try:
+            t = mdp.transition_indices(path)
+        except InvalidPathError as exc:
+            raise InvalidPathError(f"path {i}: {exc}") from exc
+        states = np.asarray(path, dtype=np.int64)
+        if np.any(states[:-1] == states[-1]):
+            raise InvalidPathError(
+                f"path {i} visits its destination {int(states[-1])} before its end: "
+                "the destination is absorbing, so the trip would have ended there"
+            )
+        transitions.append(t)
+        origins[i], dests[i] = states[0], states[-1]
+    counts = np.bincount(np.concatenate(transitions), minlength=mdp.n_transitions).astype(np.float64)
+    keys = dests * mdp.n_states + origins
+    uniq, trip_pair, pair_count = np.unique(keys, return_inverse=True, return_counts=True)
+    return TripSet(
+        origins=origins,
+        destinations=dests,
+        transition_counts=counts,
+        path_transitions=transitions,
+        pair_origin=uniq % mdp.n_states,
+        pair_dest=uniq // mdp.n_states,
+        pair_count=pair_count.astype(np.float64),
+        trip_pair=trip_pair,
+    )
+
+
+def destination_chunks(n_states: int, destinations: np.ndarray) -> list[np.ndarray]:
+    """Split sorted unique destinations into chunks of at most ``CHUNK_ELEMENTS / n_states``."""
+    size = max(1, CHUNK_ELEMENTS // max(1, n_states))
+    return [destinations[i : i + size] for i in range(0, destinations.size, size)]
+
+
+def pair_log_partition(
+    mdp: RouteMDP,
+    logw: np.ndarray,
+    system: LinearSystem,
+    pair_origin: np.ndarray,
+    pair_dest: np.ndarray,
+    ordering: np.ndarray | None = None,
+    forward_counts: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``log Z`` of each (origin, destination) pair; with ``forward_counts`` also the expected transition counts."""
+    log_z = np.empty(pair_origin.size)
+    E = np.zeros(mdp.n_transitions) if forward_counts is not None else None
+    order = np.argsort(pair_dest, kind="stable")
+    udest, starts = np.unique(pair_dest[order], return_index=True)
+    bounds = np.append(starts, order.size)
+    for chunk_start in range(0, udest.size, max(1, CHUNK_ELEMENTS // mdp.n_states)):
+        ks = np.arange(chunk_start, min(udest.size, chunk_start + max(1, CHUNK_ELEMENTS // mdp.n_states)))
+        members = [order[bounds[k] : bounds[k + 1]] for k in ks]
+        rows = [pair_origin[m] for m in members]
+        batch = solve_destinations(mdp, logw, system, udest[ks], rows, ordering)
+        for i, m in enumerate(members):
+            log_z[m] = batch.log_z(pair_origin[m], np.full(m.size, i))
+        if E is not None:
+            E += forward_pass(mdp, batch, rows, [forward_counts[m] for m in members]).transitions
+    return log_z, E
+
+
+def log_likelihood_and_gradient(
+    mdp: RouteMDP,
+    trips: TripSet,
+    logw: np.ndarray,
+    alpha: float = 1.0,
+    ordering: np.ndarray | None = None,
+    system: LinearSystem | None = None,
+) -> tuple[float, np.ndarray]:
+    """Total log-likelihood of ``trips`` and its gradient ``(k,)`` with respect to ``theta``.
+
+    Raises :class:`~maxent_irl.exceptions.PartitionFunctionDivergedError` when ``Z`` is infinite.
+    """
+    if system is None:
+        system = global_system(mdp, logw, ordering)
+    log_z, E = pair_log_partition(
+        mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
+    )
+    if np.any(~np.isfinite(log_z)):
+        bad = int(np.flatnonzero(~np.isfinite(log_z))[0])
+        raise UnreachableDestinationError(
+            f"destination {int(trips.pair_dest[bad])} is unreachable from {int(trips.pair_origin[bad])} under this model"
+        )
+    used = trips.transition_counts > 0
+    path_logw = float(trips.transition_counts[used] @ logw[used])
+    ll = path_logw - float(trips.pair_count @ log_z)
+    grad = (mdp.features.T @ (trips.transition_counts - E)) / alpha
+    return ll, grad
