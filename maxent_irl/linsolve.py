@@ -10,9 +10,15 @@ The triangular solves of an M-matrix LU add only nonnegative terms, so every ent
 of the solution is computed to high *relative* accuracy down to the float64
 underflow threshold; callers only need to guard against underflow itself.
 
-SuperLU releases the GIL in its solve, so many right-hand sides are split across
-threads (one per core); BLAS threads are pinned to one meanwhile, since nested BLAS
-threading makes SuperLU's solves much slower on small machines.
+Performance notes (measured on 2 cores, see ``benchmarks/``):
+
+* The hot paths work in the *internal* (fill-reducing) state order, with
+  Fortran-ordered ``(n, m)`` blocks, so no solve copies or permutes its input.
+* SuperLU releases the GIL in its solve, so right-hand sides are split across
+  threads; BLAS threads are pinned to one meanwhile (nested BLAS threading makes
+  SuperLU's solves many times slower).
+* SuperLU's transposed solve handles one right-hand side at a time; for many
+  right-hand sides it is faster to factorize ``(I - W)^T`` once more.
 """
 
 from __future__ import annotations
@@ -23,34 +29,69 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from maxent_irl.exceptions import PartitionFunctionDivergedError
 
 __all__ = ["MMatrixLU", "fill_reducing_ordering", "n_solver_threads"]
 
-_MIN_COLUMNS_PER_THREAD = 8
+_MIN_COLUMNS_PER_THREAD = 4
+#: Transposed solves with at least this many right-hand sides use a factorization of A^T.
+TRANSPOSE_FACTOR_MIN_COLUMNS = 32
+
+
+_controller: ThreadpoolController | None = None
+
+
+def _single_threaded_blas():  # noqa: ANN202 - a threadpoolctl context manager
+    """Pin BLAS to one thread (the controller is built once: building it scans the loaded libraries)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def n_solver_threads() -> int:
-    """Threads used for multi-RHS solves: ``ROUTEIRL_SOLVER_THREADS`` or the CPU count (max 8)."""
+    """Threads used for multi-RHS solves: ``ROUTEIRL_SOLVER_THREADS`` or the usable CPU count (max 8)."""
     env = os.environ.get("ROUTEIRL_SOLVER_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cpus))
 
 
 def fill_reducing_ordering(pattern: sp.spmatrix) -> np.ndarray:
-    """A symmetric fill-reducing permutation for matrices with this sparsity pattern.
+    """A symmetric fill-reducing order (position -> state) for matrices with this sparsity pattern.
 
     The pattern of ``I - W`` depends only on the MDP, not on ``theta``, so the
-    ordering is computed once (SuperLU's MMD on ``A^T A``) and reused for every
-    factorization during fitting.
+    ordering is computed once (SuperLU's minimum degree on ``A^T A``) and reused for
+    every factorization during fitting.
     """
     n = pattern.shape[0]
-    A = (sp.eye(n, format="csc") + abs(pattern).tocsc() * 0.5 / max(1.0, abs(pattern).sum(axis=1).max())).tocsc()
+    P = abs(pattern).tocsr()
+    A = (sp.eye(n, format="csc") + P * (0.5 / max(1.0, float(P.sum(axis=1).max())))).tocsc()
     lu = sla.splu(A, permc_spec="MMD_ATA", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    return np.asarray(lu.perm_c, dtype=np.int64)
+    # SuperLU's perm_c maps a state to its position; we keep the inverse too.
+    order = np.empty(n, dtype=np.int64)
+    order[lu.perm_c] = np.arange(n)
+    return order
+
+
+def _factorize(Ap: sp.csc_matrix) -> sla.SuperLU:
+    n = Ap.shape[0]
+    try:
+        lu = sla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    except RuntimeError as exc:  # exactly singular: rho(W) == 1 up to rounding
+        raise PartitionFunctionDivergedError(f"I - W is singular ({exc}): the partition function is infinite") from exc
+    if not np.array_equal(lu.perm_r, np.arange(n)):
+        raise PartitionFunctionDivergedError("the LU needed row pivoting: I - W is not a nonsingular M-matrix")
+    pivots = lu.U.diagonal()
+    if not (np.all(pivots > 0) and np.all(np.isfinite(pivots))):
+        raise PartitionFunctionDivergedError(
+            f"a pivot of I - W is {float(np.min(pivots)):.3g} <= 0: the spectral radius of W is >= 1, so the "
+            "partition function is infinite (rewards are not negative enough)"
+        )
+    return lu
 
 
 class MMatrixLU:
@@ -59,53 +100,54 @@ class MMatrixLU:
     Raises :class:`PartitionFunctionDivergedError` if ``A`` is not a nonsingular
     M-matrix (``rho(W) >= 1``).
 
-    Parameters
-    ----------
-    W:
-        ``(n, n)`` sparse nonnegative matrix.
-    ordering:
-        ``(n,)`` permutation from :func:`fill_reducing_ordering` (computed here if omitted).
+    ``perm`` ``(n,)`` maps internal positions to states and ``inv`` states to
+    positions; :meth:`solve_internal` works in internal order (no copies),
+    :meth:`solve` in state order.
     """
 
-    def __init__(self, W: sp.spmatrix, ordering: np.ndarray | None = None) -> None:
+    def __init__(self, W: sp.spmatrix, ordering: np.ndarray | None = None, with_transpose: bool = False) -> None:
         n = W.shape[0]
-        if ordering is None:
-            ordering = fill_reducing_ordering(W)
         self.n = n
-        self._perm = ordering
-        self._inv = np.empty_like(ordering)
-        self._inv[ordering] = np.arange(n)
-        A = (sp.eye(n, format="csr") - W.tocsr()).tocsr()
-        Ap = A[ordering][:, ordering].tocsc()
-        try:
-            self._lu = sla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        except RuntimeError as exc:  # exactly singular: rho(W) == 1 up to rounding
-            raise PartitionFunctionDivergedError(f"I - W is singular ({exc}): the partition function is infinite") from exc
-        if not np.array_equal(self._lu.perm_r, np.arange(n)):
-            raise PartitionFunctionDivergedError("the LU needed row pivoting: I - W is not a nonsingular M-matrix")
-        pivots = self._lu.U.diagonal()
-        if not np.all(pivots > 0) or not np.all(np.isfinite(pivots)):
-            raise PartitionFunctionDivergedError(
-                f"a pivot of I - W is {float(np.min(pivots)):.3g} <= 0: the spectral radius of W is >= 1, so the "
-                "partition function is infinite (rewards are not negative enough)"
-            )
+        self.perm = fill_reducing_ordering(W) if ordering is None else np.asarray(ordering, dtype=np.int64)
+        self.inv = np.empty_like(self.perm)
+        self.inv[self.perm] = np.arange(n)
+        W = W.tocoo()
+        Wp = sp.csc_matrix((W.data, (self.inv[W.row], self.inv[W.col])), shape=(n, n))
+        self._Ap = (sp.eye(n, format="csc") - Wp).tocsc()
+        self._lu_t: sla.SuperLU | None = None
+        if with_transpose and n_solver_threads() > 1:
+            # SuperLU releases the GIL while factorizing: build both factors at once.
+            with ThreadPoolExecutor(2) as pool:
+                lu, lu_t = pool.map(_factorize, [self._Ap, self._Ap.T.tocsc()])
+            self._lu, self._lu_t = lu, lu_t
+        else:
+            self._lu = _factorize(self._Ap)
+
+    def solve_internal(self, B: np.ndarray, trans: bool = False) -> np.ndarray:
+        """Solve ``A_p X = B`` (or the transpose) in internal order; ``B`` ``(n, m)``, returns ``(n, m)`` F-ordered."""
+        B = np.asfortranarray(B, dtype=np.float64)
+        m = B.shape[1]
+        lu, mode = self._lu, ("T" if trans else "N")
+        if trans and m >= TRANSPOSE_FACTOR_MIN_COLUMNS:
+            if self._lu_t is None:
+                self._lu_t = _factorize(self._Ap.T.tocsc())
+            lu, mode = self._lu_t, "N"
+        threads = min(n_solver_threads(), max(1, m // _MIN_COLUMNS_PER_THREAD))
+        with _single_threaded_blas():
+            if threads == 1:
+                return lu.solve(B, trans=mode)
+            out = np.empty_like(B, order="F")
+            bounds = np.linspace(0, m, threads + 1).astype(int)
+
+            def work(a: int, b: int) -> None:
+                out[:, a:b] = lu.solve(B[:, a:b], trans=mode)
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, bounds[:-1], bounds[1:]))
+            return out
 
     def solve(self, B: np.ndarray, trans: bool = False) -> np.ndarray:
-        """Solve ``A X = B`` (or ``A^T X = B``) for a ``(n,)`` or ``(n, m)`` right-hand side."""
+        """Solve ``A X = B`` (or ``A^T X = B``) in state order for a ``(n,)`` or ``(n, m)`` right-hand side."""
         B = np.asarray(B, dtype=np.float64)
-        vector = B.ndim == 1
-        Bp = B[self._perm].reshape(self.n, -1)
-        mode = "T" if trans else "N"
-        m = Bp.shape[1]
-        threads = min(n_solver_threads(), max(1, m // _MIN_COLUMNS_PER_THREAD))
-        with threadpool_limits(1, user_api="blas"):
-            if threads == 1:
-                Xp = self._lu.solve(np.asfortranarray(Bp), trans=mode)
-            else:
-                bounds = np.linspace(0, m, threads + 1).astype(int)
-                chunks = [np.asfortranarray(Bp[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-                with ThreadPoolExecutor(threads) as pool:
-                    parts = list(pool.map(lambda c: self._lu.solve(c, trans=mode), chunks))
-                Xp = np.hstack(parts)
-        X = Xp[self._inv]
-        return X[:, 0] if vector else X
+        X = self.solve_internal(B.reshape(self.n, -1)[self.perm], trans)[self.inv]
+        return X[:, 0] if B.ndim == 1 else X

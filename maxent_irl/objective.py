@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
+from maxent_irl.linsolve import TRANSPOSE_FACTOR_MIN_COLUMNS
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations
 from maxent_irl.visitation import forward_pass
@@ -132,7 +133,8 @@ def log_likelihood_and_gradient(
     Raises :class:`~maxent_irl.exceptions.PartitionFunctionDivergedError` when ``Z`` is infinite.
     """
     if system is None:
-        system = global_system(mdp, logw, ordering)
+        many = np.unique(trips.pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
+        system = global_system(mdp, logw, ordering, with_transpose=many)
     log_z, E = pair_log_partition(
         mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
     )

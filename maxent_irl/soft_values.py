@@ -20,7 +20,7 @@ similarity keeps every identity below (forward pass included) unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,28 +64,40 @@ class LinearSystem:
 
     ``w`` ``(T,)`` are the entries of ``W~`` per transition; ``h`` ``(n,)`` the
     potential (zeros for the global, unscaled system; ``inf`` marks states that
-    cannot reach the destination of a rescaled system).
+    cannot reach the destination of a rescaled system). ``src_i``/``dst_i`` are the
+    transitions' ends in the factorization's internal state order.
     """
 
     lu: MMatrixLU
     w: np.ndarray
     h: np.ndarray
+    src_i: np.ndarray
+    dst_i: np.ndarray
 
 
-def _weight_matrix(mdp: RouteMDP, w: np.ndarray) -> sp.csr_matrix:
-    return sp.csr_matrix((w, (mdp.src, mdp.dst)), shape=(mdp.n_states, mdp.n_states))
+def _system(
+    mdp: RouteMDP, w: np.ndarray, h: np.ndarray, ordering: np.ndarray | None, with_transpose: bool = False
+) -> LinearSystem:
+    W = sp.csr_matrix((w, (mdp.src, mdp.dst)), shape=(mdp.n_states, mdp.n_states))
+    lu = MMatrixLU(W, ordering, with_transpose)
+    return LinearSystem(lu, w, h, lu.inv[mdp.src], lu.inv[mdp.dst])
 
 
-def global_system(mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None) -> LinearSystem:
-    """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``."""
+def global_system(
+    mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None, with_transpose: bool = False
+) -> LinearSystem:
+    """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``.
+
+    ``with_transpose`` also factorizes ``(I - W)^T`` (concurrently), for forward
+    passes with many destinations.
+    """
     if np.any(np.isnan(logw)):
         raise InvalidParameterError("transition log weights contain NaN (theta or features not finite)")
     if np.any(logw > _LOG_MAX):
         raise PartitionFunctionDivergedError(
             f"a transition weight exp({float(logw.max()):.1f}) overflows: rewards are far too positive"
         )
-    w = np.exp(logw)
-    return LinearSystem(MMatrixLU(_weight_matrix(mdp, w), ordering), w, np.zeros(mdp.n_states))
+    return _system(mdp, np.exp(logw), np.zeros(mdp.n_states), ordering, with_transpose)
 
 
 def cost_to_destination(mdp: RouteMDP, cost: np.ndarray, destination: int) -> np.ndarray:
@@ -115,44 +127,47 @@ def rescaled_system(
     ok = reach[mdp.src] & reach[mdp.dst] & np.isfinite(logw)
     w = np.zeros(mdp.n_transitions)
     w[ok] = np.exp(np.minimum(logw[ok] + h[mdp.src[ok]] - h[mdp.dst[ok]], 0.0))
-    return LinearSystem(MMatrixLU(_weight_matrix(mdp, w), ordering), w, h)
+    return _system(mdp, w, h, ordering)
 
 
 @dataclass
 class DestinationBatch:
     """Backward-pass solution for a batch of destinations.
 
-    ``Z[:, k]`` holds ``Z~(s, d_k) = Z(s, d_k) e^{h(s)}`` in the frame of system
-    ``systems[column_system[k]]`` (system 0 is the global one, where ``h = 0``).
+    ``Z[i, k]`` ``(n, D)`` (Fortran order, rows in the *internal* state order
+    ``inv``) holds ``Z~(s, d_k) = Z(s, d_k) e^{h(s)}`` for ``s = perm[i]``, in the
+    frame of system ``systems[column_system[k]]`` (system 0 is the global one,
+    where ``h = 0``).
     """
 
     destinations: np.ndarray
     Z: np.ndarray
     systems: list[LinearSystem]
     column_system: np.ndarray
-    _log_cache: dict = field(default_factory=dict, repr=False)
+    inv: np.ndarray
 
     def log_z(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """``log Z(rows[i], destinations[columns[i]])`` for paired index arrays."""
+        """``log Z(rows[i], destinations[columns[i]])`` for paired arrays of states and column indices."""
         rows = np.asarray(rows)
         columns = np.asarray(columns)
         h = np.zeros(rows.shape)
         scaled = self.column_system[columns] > 0
-        if scaled.any():
-            for c in np.unique(columns[scaled]):
-                sel = columns == c
-                h[sel] = self.systems[self.column_system[c]].h[rows[sel]]
-        with np.errstate(divide="ignore"):
-            out = np.log(self.Z[rows, columns]) - h
-        out[~np.isfinite(h)] = -np.inf
+        for c in np.unique(columns[scaled]):
+            sel = columns == c
+            h[sel] = self.systems[self.column_system[c]].h[rows[sel]]
+        z = self.Z[self.inv[rows], columns]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.log(z) - h
+        out[~np.isfinite(h) | (z <= 0)] = -np.inf
         return out
 
     def log_z_column(self, k: int) -> np.ndarray:
-        """``(n,)`` ``log Z(s, d_k)`` for every state (``-inf`` where unreachable)."""
+        """``(n,)`` ``log Z(s, d_k)`` for every state in state order (``-inf`` where unreachable)."""
         h = self.systems[self.column_system[k]].h
+        z = self.Z[self.inv, k]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.log(self.Z[:, k]) - h
-        out[~np.isfinite(h) | (self.Z[:, k] <= 0)] = -np.inf
+            out = np.log(z) - h
+        out[~np.isfinite(h) | (z <= 0)] = -np.inf
         return out
 
 
@@ -173,24 +188,26 @@ def solve_destinations(
     destinations = np.asarray(destinations, dtype=np.int64)
     D = destinations.size
     n = mdp.n_states
-    rhs = np.zeros((n, D))
-    rhs[destinations, np.arange(D)] = 1.0
-    Y = system.lu.solve(rhs) if D else rhs
-    diag = Y[destinations, np.arange(D)]
+    inv = system.lu.inv
+    d_i = inv[destinations]
+    rhs = np.zeros((n, D), order="F")
+    rhs[d_i, np.arange(D)] = 1.0
+    Z = system.lu.solve_internal(rhs) if D else rhs
+    diag = Z[d_i, np.arange(D)]
     if np.any(~(diag >= 1.0 - 1e-9)):
         raise PartitionFunctionDivergedError("M[d, d] < 1 for some destination: I - W is numerically singular")
-    Z = Y / diag
+    Z /= diag
     systems = [system]
     column_system = np.zeros(D, dtype=np.int64)
     if needed_rows is not None:
         for k in range(D):
             rows = needed_rows[k]
-            if rows.size and np.any(Z[rows, k] < TINY):
-                scaled = rescaled_system(mdp, logw, int(destinations[k]), ordering)
-                e = np.zeros(n)
-                e[destinations[k]] = 1.0
-                y = scaled.lu.solve(e)
-                Z[:, k] = y / y[destinations[k]]
+            if rows.size and np.any(Z[inv[rows], k] < TINY):
+                scaled = rescaled_system(mdp, logw, int(destinations[k]), system.lu.perm)
+                e = np.zeros((n, 1))
+                e[d_i[k], 0] = 1.0
+                y = scaled.lu.solve_internal(e)[:, 0]
+                Z[:, k] = y / y[d_i[k]]
                 column_system[k] = len(systems)
                 systems.append(scaled)
-    return DestinationBatch(destinations, Z, systems, column_system)
+    return DestinationBatch(destinations, Z, systems, column_system, inv)

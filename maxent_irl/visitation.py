@@ -13,17 +13,16 @@ pass, and a transition ``j`` (leaving ``s != d``) is used
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from maxent_irl.linsolve import n_solver_threads
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.soft_values import DestinationBatch
 
 __all__ = ["ForwardResult", "forward_pass"]
-
-_TRANSITION_CHUNK = 1 << 17
-
 
 @dataclass
 class ForwardResult:
@@ -45,30 +44,50 @@ def forward_pass(
     Trips whose origin is their destination use no transition and are ignored.
     """
     E = np.zeros(mdp.n_transitions)
-    visits = np.zeros(mdp.n_states) if with_states else None
+    visits_i = np.zeros(mdp.n_states) if with_states else None
+    inv = batch.inv
     for sys_index, system in enumerate(batch.systems):
         cols = np.flatnonzero(batch.column_system == sys_index)
         if cols.size == 0:
             continue
-        n = mdp.n_states
-        R = np.zeros((n, cols.size))
+        R = np.zeros((mdp.n_states, cols.size), order="F")
         totals = np.zeros(cols.size)
-        dests = batch.destinations[cols]
+        d_i = inv[batch.destinations[cols]]
         for i, k in enumerate(cols):
             o = np.asarray(origins[k], dtype=np.int64)
             c = np.asarray(counts[k], dtype=np.float64)
             keep = o != batch.destinations[k]
-            o, c = o[keep], c[keep]
-            np.add.at(R[:, i], o, c / batch.Z[o, k])
+            o_i, c = inv[o[keep]], c[keep]
+            np.add.at(R[:, i], o_i, c / batch.Z[o_i, k])
             totals[i] = c.sum()
-        R[dests, np.arange(cols.size)] -= totals
-        X = system.lu.solve(R, trans=True)
-        X[dests, np.arange(cols.size)] = 0.0  # the trip ends at d: no transition leaves it
-        Zc = batch.Z if cols.size == batch.Z.shape[1] else batch.Z[:, cols]
-        for a in range(0, mdp.n_transitions, _TRANSITION_CHUNK):
-            b = min(a + _TRANSITION_CHUNK, mdp.n_transitions)
-            E[a:b] += system.w[a:b] * np.einsum("ij,ij->i", X[mdp.src[a:b]], Zc[mdp.dst[a:b]])
-        if visits is not None:
-            visits += np.einsum("ij,ij->i", X, Zc)
-            np.add.at(visits, dests, totals)
-    return ForwardResult(E, visits)
+        R[d_i, np.arange(cols.size)] -= totals
+        X = system.lu.solve_internal(R, trans=True)
+        X[d_i, np.arange(cols.size)] = 0.0  # the trip ends at d: no transition leaves it
+        acc = _sum_products(X, batch.Z, cols, system.src_i, system.dst_i)
+        if visits_i is not None:
+            visits_i += np.einsum("ij,ij->i", X, batch.Z[:, cols])
+        E += system.w * acc
+        if visits_i is not None:
+            np.add.at(visits_i, d_i, totals)
+    return ForwardResult(E, None if visits_i is None else visits_i[inv])
+
+
+def _sum_products(X: np.ndarray, Z: np.ndarray, cols: np.ndarray, src_i: np.ndarray, dst_i: np.ndarray) -> np.ndarray:
+    """``(T,)`` ``sum_i X[src_j, i] * Z[dst_j, cols[i]]``, columns split across threads.
+
+    Column by column on Fortran-ordered blocks keeps every gather inside one
+    contiguous column; numpy releases the GIL in these loops.
+    """
+
+    def work(a: int, b: int) -> np.ndarray:
+        acc = np.zeros(src_i.size)
+        for i in range(a, b):
+            acc += X[src_i, i] * Z[dst_i, cols[i]]
+        return acc
+
+    threads = min(n_solver_threads(), max(1, cols.size // 8))
+    if threads == 1:
+        return work(0, cols.size)
+    bounds = np.linspace(0, cols.size, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(work, bounds[:-1], bounds[1:]))

@@ -1,0 +1,45 @@
+# routeirl API image. Runs exactly what the README runs on a host: ./scripts/serve
+# (which bootstraps .venv from requirements.lock - done here at build time, so at run time it
+# finds the venv current and just starts uvicorn app.main:app).
+#
+#   docker build -t routeirl .
+#   docker run -p 8000:8000 -v routeirl-data:/data routeirl
+#
+# State (SQLite database, network cache) lives in /data: mount a volume there.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ROUTEIRL_HOST=0.0.0.0 \
+    ROUTEIRL_PORT=8000 \
+    ROUTEIRL_DATA_DIR=/data
+
+# Non-root user; /data is created and owned by it before VOLUME, so a fresh named volume
+# inherits that ownership and the service can write its database there.
+RUN groupadd --system --gid 10001 routeirl \
+    && useradd --system --uid 10001 --gid routeirl --create-home --home-dir /home/routeirl routeirl \
+    && mkdir -p /app /data \
+    && chown routeirl:routeirl /app /data
+
+WORKDIR /app
+USER routeirl
+
+# Dependencies first, in their own layer: it is rebuilt only when a lock file changes.
+COPY --chown=routeirl:routeirl requirements*.lock ./
+COPY --chown=routeirl:routeirl scripts/bootstrap scripts/bootstrap
+RUN ./scripts/bootstrap
+
+COPY --chown=routeirl:routeirl . .
+
+VOLUME ["/data"]
+EXPOSE 8000
+
+# Liveness only (/health): /ready stays 503 while the demo model trains on first start.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD .venv/bin/python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ROUTEIRL_PORT', '8000'), timeout=4)" || exit 1
+
+# scripts/serve ends with `exec python -m uvicorn ...`, so uvicorn gets SIGTERM directly and
+# shuts down gracefully (a running training job is stopped and marked interrupted).
+CMD ["./scripts/serve"]

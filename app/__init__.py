@@ -1,0 +1,1 @@
+"""The routeirl web service: REST API, SQLite persistence and background training."""

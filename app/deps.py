@@ -1,0 +1,74 @@
+"""FastAPI dependencies: the runtime held in ``app.state``, the API key check, pagination.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency on the thread
+pool, a thread hop per dependency per request, which is most of the framework's cost in
+a millisecond-scale destination query.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from app.errors import ApiError
+from app.runtime import Runtime
+from app.settings import Settings
+
+__all__ = ["ApiKey", "PageParams", "RuntimeDep", "SettingsDep", "get_runtime", "require_api_key"]
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_settings(rt: RuntimeDep) -> Settings:
+    return rt.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def require_api_key(
+    rt: RuntimeDep,
+    x_api_key: Annotated[
+        str | None, Header(description="Required on write endpoints when the service has a key.")
+    ] = None,
+) -> None:
+    """401 unless ``X-API-Key`` matches ``ROUTEIRL_API_KEY`` (when one is set); constant-time compare."""
+    key = rt.settings.api_key
+    if key is None or not key.get_secret_value():
+        return
+    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), key.get_secret_value().encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or wrong API key: send it in the X-API-Key header",
+            {"header": "X-API-Key"},
+        )
+
+
+ApiKey = Depends(require_api_key)
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+async def page_params(
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, description="Items per page (capped by ROUTEIRL_MAX_PAGE_SIZE).")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+) -> Page:
+    """``limit`` / ``offset`` query parameters, ``limit`` capped by ``max_page_size``."""
+    return Page(min(limit, rt.settings.max_page_size), offset)
+
+
+PageParams = Annotated[Page, Depends(page_params)]

@@ -1,0 +1,165 @@
+"""Every error the API returns has the body ``{code, message, details}``.
+
+Routers raise :class:`ApiError` (or let a domain error from :mod:`maxent_irl` or
+:mod:`maxent_irl.roads` escape); the handlers installed by :func:`install_error_handlers`
+turn each into a 4xx with a stable machine-readable ``code``. Only a genuine bug ends
+as a 500 (``internal_error``), and then without leaking a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maxent_irl import exceptions as core_errors
+
+__all__ = ["ApiError", "error_body", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a stable ``code`` clients can switch on."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    # The named constructors keep codes and statuses consistent across routers.
+    @classmethod
+    def not_found(cls, what: str, ident: object) -> ApiError:
+        return cls(404, f"{what}_not_found", f"no {what} with id {ident}", {"id": ident})
+
+    @classmethod
+    def no_active_model(cls) -> ApiError:
+        return cls(
+            409,
+            "no_active_model",
+            "no model is active yet: post trips and train one (POST /v1/models), or wait for the demo model",
+        )
+
+    @classmethod
+    def off_network(cls, message: str, details: Any = None) -> ApiError:
+        return cls(422, "point_off_network", message, details)
+
+    @classmethod
+    def too_large(cls, message: str, details: Any = None) -> ApiError:
+        return cls(413, "payload_too_large", message, details)
+
+    @classmethod
+    def bad_request(cls, message: str, details: Any = None, code: str = "invalid_request") -> ApiError:
+        return cls(422, code, message, details)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": jsonable_encoder(details)}
+
+
+def _json(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None):
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """One entry per offending field: where it is (dotted), what is wrong, pydantic's type."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        out.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+    return out
+
+
+# Domain errors of the core and of the roads layer -> (status, code). Looked up by isinstance,
+# most specific first, so a new subclass falls back to its parent's code instead of a 500.
+_CORE_MAP: list[tuple[type[BaseException], int, str]] = [
+    (core_errors.InvalidPathError, 422, "invalid_path"),
+    (core_errors.UnreachableDestinationError, 422, "unreachable_destination"),
+    (core_errors.InvalidParameterError, 422, "invalid_parameter"),
+    (core_errors.NotFittedError, 409, "no_active_model"),
+    (core_errors.PartitionFunctionDivergedError, 409, "model_diverged"),
+    (core_errors.InvalidMDPError, 422, "invalid_mdp"),
+]
+
+
+def _roads_map() -> list[tuple[type[BaseException], int, str]]:
+    """The roads layer's errors, if the layer is importable (it is built in parallel)."""
+    try:
+        from maxent_irl import roads
+    except ImportError:  # pragma: no cover - only while the roads layer is missing
+        return []
+    pairs = [
+        ("GPSFormatError", 422, "invalid_gps_data"),
+        ("InvalidTraceError", 422, "invalid_trace"),
+        ("MapMatchingError", 422, "map_matching_failed"),
+        ("UnknownSegmentError", 422, "unknown_segment"),
+        ("RoadsError", 422, "roads_error"),
+    ]
+    return [(getattr(roads, name), status, code) for name, status, code in pairs if hasattr(roads, name)]
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """``(status, code)`` for a known domain error, ``None`` for anything else."""
+    for cls, status, code in [*_CORE_MAP, *_roads_map()]:
+        if isinstance(exc, cls):
+            return status, code
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _json(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "", "message": "invalid request"}
+        message = f"{first['field'] or 'request'}: {first['message']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more)"
+        return _json(422, "validation_error", message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            phrase = "error"
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}.get(
+            exc.status_code, phrase.lower().replace(" ", "_").replace("-", "_")
+        )
+        message = exc.detail if isinstance(exc.detail, str) else phrase
+        return _json(exc.status_code, code, message, None, getattr(exc, "headers", None))
+
+    async def _known(_: Request, exc: Exception) -> JSONResponse:
+        return _domain(exc)
+
+    # Registered per class (not via a catch-all ``Exception`` handler, which Starlette runs
+    # outside the middleware stack and treats as a server error).
+    app.add_exception_handler(core_errors.MaxEntIRLError, _known)
+    for cls, _status, _code in _roads_map():
+        app.add_exception_handler(cls, _known)
+
+
+def _domain(exc: BaseException) -> JSONResponse:
+    found = classify(exc)
+    if found is not None:
+        status, code = found
+        details: dict[str, Any] = {"error": type(exc).__name__}
+        reason = getattr(exc, "reason", None)
+        if reason:
+            details["reason"] = reason
+            if reason == "off_network":
+                code = "point_off_network"
+        return _json(status, code, str(exc) or code, details)
+    log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
+    return _json(500, "internal_error", "internal server error")

@@ -1,0 +1,141 @@
+"""Runs queued training jobs one at a time, each in its own worker process.
+
+A daemon thread in the API process ticks every ``worker_poll_s`` (or at once when woken):
+it reaps a finished worker (a non-zero exit without a final status means the worker
+crashed: the job is marked failed and the previous model stays active), starts the next
+queued job, and calls ``on_tick`` so the API can pick up a newly activated model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from app.settings import Settings
+from app.storage import FAILED, INTERRUPTED, JobRecord, Storage
+
+__all__ = ["JobRunner"]
+
+log = logging.getLogger(__name__)
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+class JobRunner:
+    """Starts and watches the training worker process; at most one runs at a time."""
+
+    def __init__(
+        self, settings: Settings, storage: Storage, network: str, on_tick: Callable[[], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.network = network
+        self.on_tick = on_tick
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._job_id: int | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="routeirl-jobs", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Check for queued jobs now instead of at the next tick (after a POST /v1/models)."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread; a running worker is terminated and its job marked interrupted."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._lock:
+            proc, job_id = self._proc, self._job_id
+            if proc is not None and proc.poll() is None:
+                log.warning("stopping: terminating worker of job %s", job_id)
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if job_id is not None:
+                self.storage.finish_job(job_id, INTERRUPTED, error="the service stopped while the job ran")
+            self._proc = self._job_id = None
+
+    @property
+    def running_job(self) -> int | None:
+        return self._job_id
+
+    # --- the loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must survive e.g. a locked database
+                log.exception("job runner tick failed")
+            self._wake.wait(self.settings.worker_poll_s)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        with self._lock:
+            self._reap()
+            if self._proc is None and not self._stop.is_set():
+                job = self.storage.next_queued_job()
+                if job is not None:
+                    self._launch(job)
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _reap(self) -> None:
+        if self._proc is None:
+            return
+        rc = self._proc.poll()
+        if rc is None:
+            return
+        job_id = self._job_id
+        assert job_id is not None
+        if self.storage.finish_job(job_id, FAILED, error=f"the training worker exited with code {rc}"):
+            log.error("worker of job %d died (exit code %s); the previous model stays active", job_id, rc)
+        else:
+            log.info("worker of job %d finished (exit code %s)", job_id, rc)
+        self._proc = self._job_id = None
+
+    def _launch(self, job: JobRecord) -> None:
+        if job.network != self.network:
+            self.storage.finish_job(job.id, FAILED, error="the job is for another network than the service's")
+            return
+        if not self.storage.start_job(job.id, None):
+            return
+        cmd = [
+            sys.executable,
+            "-m",
+            "app.worker",
+            "--job",
+            str(job.id),
+            "--settings",
+            self.settings.worker_json(),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        env["ROUTEIRL_SOLVER_THREADS"] = str(self.settings.worker_threads or max(1, (os.cpu_count() or 2) - 1))
+        try:
+            self._proc = subprocess.Popen(cmd, env=env, cwd=os.getcwd(), stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.storage.finish_job(job.id, FAILED, error=f"could not start the worker: {exc}")
+            return
+        self._job_id = job.id
+        self.storage.set_job_pid(job.id, self._proc.pid)
+        log.info("job %d (%s) started in worker pid %d", job.id, job.kind, self._proc.pid)

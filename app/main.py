@@ -1,0 +1,93 @@
+"""The ASGI application ``app.main:app`` (FastAPI).
+
+:func:`create_app` builds an app for given settings (tests pass their own); the module-level
+``app`` reads the ``ROUTEIRL_*`` environment. The lifespan opens the database, loads the
+network and the active model, marks jobs orphaned by a previous run, and queues the demo
+model on a fresh database; on shutdown it stops the training worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import ROUTERS
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, ModelHeadersMiddleware
+from app.runtime import Runtime
+from app.schemas import ErrorOut
+from app.settings import Settings
+
+__all__ = ["app", "create_app"]
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+Learn how drivers choose routes from GPS trips (Maximum-Entropy inverse reinforcement
+learning, Ziebart et al. 2008) and use the learned model to predict destinations and routes.
+
+* Coordinates are `[lon, lat]`; geometries are GeoJSON.
+* Every response carries `X-RouteIRL-Model-Version` and `X-RouteIRL-Network` headers;
+  query answers also name them in the body.
+* Errors are `{code, message, details}` with a 4xx status.
+* Write endpoints need `X-API-Key` when the service has a key (`ROUTEIRL_API_KEY`).
+"""
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("app").setLevel(level.upper())
+    logging.getLogger("maxent_irl").setLevel(level.upper())
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; the runtime (database, network, model, worker) starts with the lifespan."""
+    settings = settings or Settings()
+    _configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        runtime.start()
+        app.state.runtime = runtime
+        log.info(
+            "routeirl ready to serve: network %s, database %s, model %s",
+            runtime.label,
+            settings.database_path,
+            runtime.model_version,
+        )
+        try:
+            yield
+        finally:
+            runtime.stop()
+            app.state.runtime = None
+
+    app = FastAPI(
+        title="routeirl",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={"4XX": {"model": ErrorOut, "description": "Error: {code, message, details}"}},
+    )
+    app.state.settings = settings
+    app.state.runtime = None
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    def current() -> tuple[int | None, str | None]:
+        rt = app.state.runtime
+        return (None, None) if rt is None else rt.header_values()
+
+    # Added last = outermost: the body limit applies before anything parses the body.
+    app.add_middleware(ModelHeadersMiddleware, current=current)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
+    return app
+
+
+app = create_app()

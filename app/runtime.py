@@ -1,0 +1,161 @@
+"""The service's long-lived state: settings, storage, network, map matcher, active model, jobs.
+
+One :class:`Runtime` lives in ``app.state.runtime`` from the lifespan's start to its end.
+The job runner's thread calls :meth:`Runtime.refresh` every tick, so a model activated by
+the worker (another process) or a change of the trip prior reaches the queries within
+``worker_poll_s``; the activate endpoint refreshes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from app.jobs import JobRunner
+from app.network import load_network, network_label
+from app.predictor import Candidates, Predictor
+from app.settings import Settings
+from app.storage import Storage
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        from maxent_irl.roads import MapMatcher
+
+        self.settings = settings
+        self.started = time.monotonic()
+        self.storage = Storage(settings.database_path)
+        self.net = load_network(settings)
+        self.fingerprint: str = str(self.net.fingerprint)
+        self.label = network_label(self.net)
+        self.matcher = MapMatcher(self.net)
+        self.predictor: Predictor | None = None
+        self._trips_key: int | None = None
+        self._unloadable: int | None = None
+        self._refresh_lock = threading.Lock()
+        self._coords: dict[int, list[list[float]]] = {}
+        self.jobs = JobRunner(settings, self.storage, self.fingerprint, on_tick=self.refresh)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Mark jobs orphaned by a previous process, load the active model, queue the demo if due."""
+        orphaned = self.storage.interrupt_running_jobs("interrupted: the service restarted while the job ran")
+        if orphaned:
+            log.warning("marked jobs %s as interrupted (they were running when the service stopped)", orphaned)
+        self.refresh()
+        self._maybe_queue_demo()
+        self.jobs.start()
+        self.jobs.wake()
+
+    def stop(self) -> None:
+        self.jobs.stop()
+        self.storage.close()
+
+    def _maybe_queue_demo(self) -> None:
+        if not self.settings.demo_enabled or self.storage.active_model_id(self.fingerprint) is not None:
+            return
+        if self.storage.unfinished_jobs(self.fingerprint):
+            return
+        total = self.storage.count_trips(self.fingerprint)
+        uploaded = total - self.storage.count_trips(self.fingerprint, source="demo")
+        # 'auto': only a database with nothing but (possibly) demo trips, e.g. after a demo job
+        # that crashed; trips of real users are never mixed with a demo model unasked.
+        if uploaded == 0 or self.settings.demo == "always":
+            job = self.storage.create_job(
+                "demo", self.fingerprint, {"heldout_fraction": 0.2, "seed": self.settings.demo_seed, "activate": True}
+            )
+            log.info("no model yet: queued demo job %d (%d simulated trips)", job.id, self.settings.demo_trips)
+
+    # --- the active model ------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Reload the predictor if the active model or the stored trips changed."""
+        with self._refresh_lock:
+            active = self.storage.active_model_id(self.fingerprint)
+            current = self.predictor
+            if active is None:
+                self.predictor = None
+                return
+            trips_key = self.storage.trips_version(self.fingerprint)
+            model_changed = current is None or current.version != active or force
+            if not model_changed and trips_key == self._trips_key:
+                return
+            if model_changed and not force and self._unloadable == active:
+                return  # already failed to load; do not retry (and log) every tick
+            candidates = Candidates.build(
+                self.net, self.storage.destination_counts(self.fingerprint, self.settings.max_destinations)
+            )
+            if model_changed:
+                record = self.storage.get_model(active)
+                if record is None:  # pragma: no cover - active_model references models(id)
+                    return
+                try:
+                    self.predictor = Predictor(
+                        self.net, record, candidates, precompute_mb=self.settings.precompute_mb
+                    )
+                except Exception:
+                    log.exception("cannot load model %d; keeping model %s", active, current and current.version)
+                    self._unloadable = active
+                    return
+                log.info("active model is now %d (%d candidate destinations)", active, candidates.states.size)
+            else:
+                assert current is not None
+                self.predictor = current.with_candidates(candidates)
+            self._trips_key = trips_key
+
+    # --- geometry -------------------------------------------------------------------------------
+    def near_network(self, lon: float, lat: float, margin_m: float) -> bool:
+        """Whether a point is within ``margin_m`` of the network's bounding box (cheap pre-check)."""
+        west, south, east, north = self.net.bbox
+        dlat = margin_m / 111_000.0
+        dlon = dlat / max(0.05, math.cos(math.radians(min(abs(lat), 89.0))))
+        return west - dlon <= lon <= east + dlon and south - dlat <= lat <= north + dlat
+
+    def segment_coords(self, state: int) -> list[list[float]]:
+        """``[[lon, lat], ...]`` of a segment, cached (geometry never changes for a network)."""
+        coords = self._coords.get(state)
+        if coords is None:
+            coords = [[round(float(x), 7), round(float(y), 7)] for x, y in self.net.segment_geometry(int(state))]
+            self._coords[state] = coords
+        return coords
+
+    def path_geometry(self, path: Any) -> dict[str, Any]:
+        """A path as one GeoJSON LineString (consecutive segments share their joint point)."""
+        coords: list[list[float]] = []
+        for s in path:
+            seg = self.segment_coords(int(s))
+            coords.extend(seg[1:] if coords and seg and coords[-1] == seg[0] else seg)
+        if len(coords) == 1:
+            coords = coords * 2
+        return {"type": "LineString", "coordinates": coords}
+
+    def state_of(self, segment: Any, field: str) -> int:
+        """State of a segment id ``[u, v, key]`` (422 ``unknown_segment`` if the network lacks it)."""
+        from app.errors import ApiError
+
+        try:
+            return int(self.net.state_of(tuple(int(x) for x in segment)))
+        except (KeyError, ValueError):
+            raise ApiError(
+                422,
+                "unknown_segment",
+                f"{field}: segment {list(segment)} is not a road segment of network {self.net.name}",
+                {"field": field, "segment": list(segment)},
+            ) from None
+
+    @property
+    def model_version(self) -> int | None:
+        p = self.predictor
+        return None if p is None else p.version
+
+    def header_values(self) -> tuple[int | None, str | None]:
+        return self.model_version, self.label
+
+    def network_out(self) -> dict[str, Any]:
+        return {"name": str(self.net.name), "fingerprint": self.fingerprint}
