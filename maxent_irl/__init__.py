@@ -22,15 +22,15 @@ from maxent_irl.mdp import RouteMDP
 
 __all__ = [
     "FitProgress",
-    "MaxEntIRL",
-    "RouteModel",
-    "Visits",
     "InvalidMDPError",
     "InvalidParameterError",
     "InvalidPathError",
+    "MaxEntIRL",
     "MaxEntIRLError",
     "NotFittedError",
     "PartitionFunctionDivergedError",
     "RouteMDP",
+    "RouteModel",
     "UnreachableDestinationError",
+    "Visits",
 ]

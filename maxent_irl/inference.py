@@ -134,7 +134,9 @@ class RouteModel:
     def path_log_prob(self, paths: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
         """``(len(paths),)`` natural-log probability of each path given its origin and destination."""
         trips = make_trip_set(self.mdp, paths)
-        log_z, _ = pair_log_partition(self.mdp, self.logw, self.system, trips.pair_origin, trips.pair_dest, self.ordering)
+        log_z, _ = pair_log_partition(
+            self.mdp, self.logw, self.system, trips.pair_origin, trips.pair_dest, self.ordering
+        )
         path_logw = np.array([self.logw[t].sum() for t in trips.path_transitions])
         return path_logw - log_z[trips.trip_pair]
 

@@ -127,7 +127,7 @@ class MaxEntIRL:
         iteration = {"n": 0}
         stop = {"flag": False}
 
-        def on_iteration(intermediate_result) -> None:  # noqa: ANN001 - scipy's OptimizeResult
+        def on_iteration(intermediate_result) -> None:
             iteration["n"] += 1
             x = intermediate_result.x
             ll, gnorm = best.get("ll", np.nan), best.get("gnorm", np.nan)
@@ -195,10 +195,11 @@ class MaxEntIRL:
                 raise InvalidParameterError("a lower bound exceeds its upper bound")
         return lo, hi
 
-    def _x_and_bounds(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray):  # noqa: ANN202
+    def _x_and_bounds(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray):
         """L1 is made smooth by splitting ``theta = p - m`` with ``p, m >= 0``."""
         if self.l1 <= 0:
-            return theta0, [(None if np.isinf(a) else a, None if np.isinf(b) else b) for a, b in zip(lo, hi, strict=True)]
+            pairs = zip(lo, hi, strict=True)
+            return theta0, [(None if np.isinf(a) else a, None if np.isinf(b) else b) for a, b in pairs]
         p0, m0 = np.maximum(theta0, 0), np.maximum(-theta0, 0)
         pb = [(max(a, 0.0), None if np.isinf(b) else max(b, 0.0)) for a, b in zip(lo, hi, strict=True)]
         mb = [(max(-b, 0.0), None if np.isinf(a) else max(-a, 0.0)) for a, b in zip(lo, hi, strict=True)]

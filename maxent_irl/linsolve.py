@@ -43,7 +43,7 @@ TRANSPOSE_FACTOR_MIN_COLUMNS = 32
 _controller: ThreadpoolController | None = None
 
 
-def _single_threaded_blas():  # noqa: ANN202 - a threadpoolctl context manager
+def _single_threaded_blas():
     """Pin BLAS to one thread (the controller is built once: building it scans the loaded libraries)."""
     global _controller
     if _controller is None:

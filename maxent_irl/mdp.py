@@ -57,7 +57,9 @@ class RouteMDP:
         bad = ~np.isfinite(feats)
         if bad.any():
             j, f = np.argwhere(bad)[0]
-            raise InvalidMDPError(f"features contain NaN or inf ({int(bad.sum())} entries, first at transition {j}, feature {f})")
+            raise InvalidMDPError(
+                f"features contain NaN or inf ({int(bad.sum())} entries, first at transition {j}, feature {f})"
+            )
         self.features = feats
         if feature_names is None:
             feature_names = [f"f{i}" for i in range(feats.shape[1])]
@@ -107,9 +109,11 @@ class RouteMDP:
         arr = np.asarray(states)
         if arr.ndim != 1:
             raise InvalidPathError(f"{what}s must be a 1-D sequence of integers, got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-                raise InvalidPathError(f"{what}s must be integers, got {arr.dtype}")
+        integral = np.issubdtype(arr.dtype, np.integer) or (
+            np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+        )
+        if arr.size and not integral:
+            raise InvalidPathError(f"{what}s must be integers, got {arr.dtype}")
         arr = arr.astype(np.int64)
         bad = (arr < 0) | (arr >= self.n_states)
         if bad.any():
@@ -128,7 +132,7 @@ class RouteMDP:
         keys = states[:-1] * self.n_states + states[1:]
         pos = np.searchsorted(self._sorted_keys, keys)
         pos_clipped = np.minimum(pos, self._sorted_keys.size - 1)
-        found = (pos < self._sorted_keys.size) & (self._sorted_keys[pos_clipped] == keys) if keys.size else np.ones(0, bool)
+        found = (pos < self._sorted_keys.size) & (self._sorted_keys[pos_clipped] == keys)
         if not found.all():
             i = int(np.flatnonzero(~found)[0])
             raise InvalidPathError(

@@ -141,7 +141,8 @@ def log_likelihood_and_gradient(
     if np.any(~np.isfinite(log_z)):
         bad = int(np.flatnonzero(~np.isfinite(log_z))[0])
         raise UnreachableDestinationError(
-            f"destination {int(trips.pair_dest[bad])} is unreachable from {int(trips.pair_origin[bad])} under this model"
+            f"destination {int(trips.pair_dest[bad])} is unreachable from {int(trips.pair_origin[bad])} "
+            "under this model"
         )
     used = trips.transition_counts > 0
     path_logw = float(trips.transition_counts[used] @ logw[used])

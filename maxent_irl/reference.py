@@ -19,7 +19,9 @@ from maxent_irl.objective import TripSet
 __all__ = ["algorithm1_log_likelihood_and_gradient", "enumerate_paths", "log_space_partition"]
 
 
-def enumerate_paths(mdp: RouteMDP, origin: int, destination: int, max_len: int) -> Iterator[tuple[list[int], np.ndarray]]:
+def enumerate_paths(
+    mdp: RouteMDP, origin: int, destination: int, max_len: int
+) -> Iterator[tuple[list[int], np.ndarray]]:
     """Every path ``origin -> destination`` with at most ``max_len`` transitions that stops at its first
     arrival at ``destination``, with its transition indices."""
     succ: dict[int, list[tuple[int, int]]] = {}
@@ -105,7 +107,8 @@ def log_space_partition(mdp: RouteMDP, logw: np.ndarray, destination: int, tol: 
                 new[has] = np.where(np.isfinite(mx), mx + np.log(sums), -np.inf)
         new[destination] = 0.0
         fin = np.isfinite(new)
-        if np.array_equal(fin, np.isfinite(v)) and np.all(np.abs(new[fin] - v[fin]) <= tol * np.maximum(1, np.abs(new[fin]))):
+        close = np.all(np.abs(new[fin] - v[fin]) <= tol * np.maximum(1, np.abs(new[fin])))
+        if np.array_equal(fin, np.isfinite(v)) and close:
             return new
         v = new
     return v

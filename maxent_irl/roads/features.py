@@ -125,7 +125,8 @@ def _build_table() -> tuple[FeatureSpec, ...]:
         lo = hi
     rows += [
         FeatureSpec(
-            f"km_lanes_{b}", "km", "lanes", f"km with {b.replace('plus', ' or more')} lanes in the direction, relative to 1"
+            f"km_lanes_{b}", "km", "lanes",
+            f"km with {b.replace('plus', ' or more')} lanes in the direction, relative to 1",
         )
         for b in _LANE_FEATURE_BINS
     ]
@@ -138,12 +139,13 @@ def _build_table() -> tuple[FeatureSpec, ...]:
 FEATURE_TABLE: tuple[FeatureSpec, ...] = _build_table()
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURE_TABLE)
 
-_N_CLASS, _N_SPEED, _N_LANES, _N_TURN = len(ROAD_CLASSES), len(_SPEED_FEATURE_BINS), len(_LANE_FEATURE_BINS), len(TURN_TYPES)
+_N_CLASS, _N_SPEED = len(ROAD_CLASSES), len(_SPEED_FEATURE_BINS)
+_N_LANES, _N_TURN = len(_LANE_FEATURE_BINS), len(TURN_TYPES)
 _OFF_SPEED = _N_CLASS
 _OFF_LANES = _OFF_SPEED + _N_SPEED
 _OFF_TURN = _OFF_LANES + _N_LANES
 _COL_SEGMENT = _OFF_TURN + _N_TURN
-_SPEED_COLUMN = np.array([_SPEED_FEATURE_BINS.index(sfx) if sfx in _SPEED_FEATURE_BINS else -1 for _, sfx in SPEED_BINS_KPH])
+_SPEED_COLUMN = np.array([_SPEED_FEATURE_BINS.index(s) if s in _SPEED_FEATURE_BINS else -1 for _, s in SPEED_BINS_KPH])
 _LANE_COLUMN = np.array([_LANE_FEATURE_BINS.index(b) if b in _LANE_FEATURE_BINS else -1 for b in LANE_BINS])
 
 

@@ -1,0 +1,54 @@
+"""Baselines: Ziebart's Fig. 2 label-bias example, the action model's fit, shortest paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maxent_irl import RouteMDP, RouteModel
+from maxent_irl.baselines import ActionBasedModel, ShortestPathBaseline
+from maxent_irl.synthetic import grid_route_mdp
+
+
+def fig2_mdp() -> RouteMDP:
+    """A -> B with three equal-reward paths; paths 1 and 2 share their first action (Ziebart Fig. 2)."""
+    edges = [(0, 1), (1, 2), (1, 3), (2, 5), (3, 5), (0, 4), (4, 5)]
+    src, dst = np.array(edges).T
+    cost = np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [1.5], [1.5]])  # every path costs 3
+    return RouteMDP(6, src, dst, cost, ["cost"])
+
+
+def test_fig2_maxent_is_uniform_action_model_is_label_biased() -> None:
+    mdp = fig2_mdp()
+    paths = [np.array([0, 1, 2, 5]), np.array([0, 1, 3, 5]), np.array([0, 4, 5])]
+    maxent = np.exp(RouteModel(mdp, np.array([-1.0])).path_log_prob(paths))
+    np.testing.assert_allclose(maxent, [1 / 3, 1 / 3, 1 / 3])
+    action = ActionBasedModel().fit(mdp, paths)
+    np.testing.assert_allclose(np.exp(action.path_log_prob(paths)), [0.25, 0.25, 0.5], atol=1e-9)
+
+
+def test_action_model_fit_improves_likelihood_and_predicts_routes() -> None:
+    mdp = grid_route_mdp(6, seed=8)
+    theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
+    rng = np.random.default_rng(0)
+    o, d = rng.integers(0, mdp.n_states, 150), rng.integers(0, mdp.n_states, 150)
+    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=0)
+    start = ActionBasedModel(max_iter=1).fit(mdp, paths)
+    fitted = ActionBasedModel(max_iter=100).fit(mdp, paths)
+    assert fitted.log_likelihood(paths) > start.log_likelihood(paths)
+    assert np.all(fitted.path_log_prob(paths) <= 1e-12)
+    p = paths[0]
+    for route in (fitted.most_likely_path(p[0], p[-1]), fitted.lowest_cost_path(p[0], p[-1])):
+        assert route[0] == p[0] and route[-1] == p[-1]
+        mdp.transition_indices(route)  # a connected path
+
+
+def test_shortest_path_baseline() -> None:
+    mdp = fig2_mdp()
+    sp = ShortestPathBaseline(mdp.features[:, 0]).fit(mdp, [[0, 4, 5]])
+    assert sp.most_likely_path(0, 5).tolist() in ([0, 1, 2, 5], [0, 1, 3, 5], [0, 4, 5])
+    costs = mdp.features[:, 0].copy()
+    costs[5] = 0.1
+    assert ShortestPathBaseline(costs).fit(mdp, [[0, 4, 5]]).most_likely_path(0, 5).tolist() == [0, 4, 5]
+    with pytest.raises(ValueError, match="nonnegative"):
+        ShortestPathBaseline(-costs).fit(mdp, [[0, 4, 5]])
