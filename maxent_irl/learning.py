@@ -20,7 +20,7 @@ from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
 from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set
-from maxent_irl.soft_values import transition_log_weights
+from maxent_irl.soft_values import global_system, transition_log_weights
 
 __all__ = ["FitProgress", "MaxEntIRL"]
 
@@ -98,6 +98,11 @@ class MaxEntIRL:
         theta0 = self._convergent_start(mdp, trips, theta0, lo, hi, log_pi0, ordering)
 
         scale = 1.0 / trips.n_trips
+        # L-BFGS works on u = theta * s, with s the RMS of each feature over the observed
+        # transitions: km and counts then weigh alike, which saves many iterations.
+        used = trips.transition_counts > 0
+        rms = np.sqrt(trips.transition_counts[used] @ mdp.features[used] ** 2 / trips.transition_counts[used].sum())
+        self._s = np.where(rms > 0, rms, 1.0)
         best = {"f": np.inf}
         start = time.perf_counter()
 
@@ -114,11 +119,12 @@ class MaxEntIRL:
                 return f_bad, direction / max(np.linalg.norm(direction), 1e-12) * 1e6
             f = -ll * scale + 0.5 * self.l2 * float(theta @ theta)
             g_theta = -g * scale + self.l2 * theta
+            g_u = g_theta / self._s
             if self.l1 > 0:
-                f += self.l1 * float(np.sum(x))
-                g_x = np.concatenate([g_theta + self.l1, -g_theta + self.l1])
+                f += self.l1 * float(np.abs(theta).sum())
+                g_x = np.concatenate([g_u + self.l1 / self._s, -g_u + self.l1 / self._s])
             else:
-                g_x = g_theta
+                g_x = g_u
             if f < best["f"]:
                 best.update(f=f, x=x.copy(), ll=ll, gnorm=float(np.linalg.norm(g_theta)))
             self._last_eval = (x.copy(), ll, float(np.linalg.norm(g_theta)))
@@ -140,7 +146,7 @@ class MaxEntIRL:
                 stop["flag"] = True
                 raise StopIteration
 
-        x0, xbounds = self._x_and_bounds(theta0, lo, hi)
+        x0, xbounds = self._x_and_bounds(theta0 * self._s, lo * self._s, hi * self._s)
         try:
             res = minimize(
                 objective,
@@ -154,7 +160,7 @@ class MaxEntIRL:
             x_final, message, success = res.x, str(res.message), bool(res.success)
         except StopIteration:
             x_final, message, success = best["x"], "stopped by callback", False
-        if best.get("x") is not None and best["f"] < objective(x_final)[0]:
+        if best.get("x") is not None:  # the best point evaluated (L-BFGS-B returns it too, unless stopped)
             x_final = best["x"]
         self.theta_ = self._theta_from_x(x_final, k)
         self.model_ = RouteModel(mdp, self.theta_, self.alpha, self.reference_policy, ordering)
@@ -162,7 +168,7 @@ class MaxEntIRL:
         self.converged_ = success
         self.message_ = message
         self.mdp_ = mdp
-        self.log_likelihood_ = float(self._ll_grad(mdp, trips, self.theta_, log_pi0, ordering)[0])
+        self.log_likelihood_ = float(best["ll"])
         self.n_trips_ = trips.n_trips
         logger.info("fit: %d iterations, log-likelihood %.4f (%s)", self.n_iter_, self.log_likelihood_, message)
         return self
@@ -206,7 +212,8 @@ class MaxEntIRL:
         return np.concatenate([p0, m0]), pb + mb
 
     def _theta_from_x(self, x: np.ndarray, k: int) -> np.ndarray:
-        return x[:k] - x[k:] if self.l1 > 0 else np.array(x, dtype=np.float64)
+        u = x[:k] - x[k:] if self.l1 > 0 else np.array(x, dtype=np.float64)
+        return u / self._s
 
     def _convergent_start(
         self,
@@ -224,8 +231,8 @@ class MaxEntIRL:
         step = 0.0
         for _ in range(60):
             theta = np.clip(theta0 + step * direction, lo, hi)
-            try:
-                self._ll_grad(mdp, trips, theta, log_pi0, ordering)
+            try:  # the factorization alone certifies convergence (M-matrix pivots)
+                global_system(mdp, transition_log_weights(mdp.features, theta, self.alpha, log_pi0), ordering)
                 if step:
                     logger.info("theta0 diverges; starting from theta0 %+g * direction instead", step)
                 return theta
