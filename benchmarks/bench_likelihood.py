@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maxent_irl import MaxEntIRL, RouteMDP, RouteModel  # noqa: E402
-from maxent_irl.linsolve import fill_reducing_ordering  # noqa: E402
-from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set  # noqa: E402
-from maxent_irl.reference import algorithm1_log_likelihood_and_gradient  # noqa: E402
-from maxent_irl.synthetic import grid_route_mdp  # noqa: E402
+from maxent_irl import MaxEntIRL, RouteMDP, RouteModel
+from maxent_irl.linsolve import fill_reducing_ordering
+from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set
+from maxent_irl.reference import algorithm1_log_likelihood_and_gradient
+from maxent_irl.synthetic import grid_route_mdp
 
 GRID_THETA = np.array([-5.0, -3.0, -0.9, -0.4, -4.5, -0.4])  # minor/major km, left, right, u-turn, segment
 
@@ -50,7 +50,9 @@ def sample_trips(mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, se
     return RouteModel(mdp, theta).sample_trips(o, d, seed=seed)
 
 
-def time_eval(mdp: RouteMDP, trips: TripSet, theta: np.ndarray, ordering: np.ndarray, repeat: int) -> tuple[float, float]:
+def time_eval(
+    mdp: RouteMDP, trips: TripSet, theta: np.ndarray, ordering: np.ndarray, repeat: int
+) -> tuple[float, float]:
     logw = mdp.features @ theta
     times, ll = [], 0.0
     for _ in range(repeat):
