@@ -19,9 +19,10 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse import csgraph
 
-from maxent_irl.exceptions import InvalidParameterError, NotFittedError, UnreachableDestinationError
+from maxent_irl.exceptions import InvalidParameterError, NotFittedError
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import make_trip_set
+from maxent_irl.soft_values import shortest_path as _shortest_path
 
 __all__ = ["ActionBasedModel", "ShortestPathBaseline", "shortest_path"]
 
@@ -31,18 +32,9 @@ logger = logging.getLogger(__name__)
 def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int) -> np.ndarray:
     """The cheapest path ``origin -> destination`` under nonnegative per-transition ``cost`` ``(T,)``."""
     o, d = (int(x) for x in mdp.check_states([origin, destination], "state"))
-    if o == d:
-        return np.array([o])
     if np.any(cost < 0):
         raise InvalidParameterError("shortest_path needs nonnegative costs")
-    graph = sp.csr_matrix((cost, (mdp.src, mdp.dst)), shape=(mdp.n_states, mdp.n_states))
-    dist, pred = csgraph.dijkstra(graph, directed=True, indices=o, return_predecessors=True)
-    if not np.isfinite(dist[d]):
-        raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
-    path = [d]
-    while path[-1] != o:
-        path.append(int(pred[path[-1]]))
-    return np.array(path[::-1], dtype=np.int64)
+    return _shortest_path(mdp, cost, o, d)
 
 
 class ShortestPathBaseline:

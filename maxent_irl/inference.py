@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse import csgraph
 
 from maxent_irl.exceptions import (
     InvalidParameterError,
@@ -22,6 +20,7 @@ from maxent_irl.soft_values import (
     DestinationBatch,
     LinearSystem,
     global_system,
+    shortest_path,
     solve_destinations,
     transition_log_weights,
 )
@@ -162,22 +161,8 @@ class RouteModel:
         """The single most probable path ``o -> d`` (the max-reward path: a shortest path on ``-logw``)."""
         o = self._state(origin, "origin")
         d = self._state(destination, "destination")
-        if o == d:
-            return np.array([o])
         self.system  # noqa: B018 - a diverging model has no most likely path: raise here
-        cost = -self.logw
-        finite = np.isfinite(cost)
-        graph = sp.csr_matrix(
-            (cost[finite], (self.mdp.src[finite], self.mdp.dst[finite])), shape=(self.mdp.n_states,) * 2
-        )
-        method = "J" if np.any(cost[finite] < 0) else "D"
-        dist, pred = csgraph.shortest_path(graph, method=method, directed=True, indices=o, return_predecessors=True)
-        if not np.isfinite(dist[d]):
-            raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
-        path = [d]
-        while path[-1] != o:
-            path.append(int(pred[path[-1]]))
-        return np.array(path[::-1], dtype=np.int64)
+        return shortest_path(self.mdp, -self.logw, o, d)
 
     def expected_visits(self, origin: int, destination: int) -> Visits:
         """Expected uses of every state and transition by a trip ``origin -> destination``."""

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError
+from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError, UnreachableDestinationError
 from maxent_irl.linsolve import MMatrixLU
 from maxent_irl.mdp import RouteMDP
 
@@ -37,6 +37,7 @@ __all__ = [
     "cost_to_destination",
     "global_system",
     "rescaled_system",
+    "shortest_path",
     "solve_destinations",
     "transition_log_weights",
 ]
@@ -116,6 +117,30 @@ def cost_to_destination(mdp: RouteMDP, cost: np.ndarray, destination: int) -> np
         except csgraph.NegativeCycleError as exc:
             raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
     return csgraph.dijkstra(reverse, directed=True, indices=destination)
+
+
+def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int) -> np.ndarray:
+    """The cheapest path ``origin -> destination`` under per-transition ``cost`` ``(T,)`` (``inf`` = forbidden).
+
+    The ``alpha -> 0`` limit of the soft model. Dijkstra, or Johnson's algorithm when
+    some costs are negative (a negative cycle means the soft model diverges).
+    """
+    o, d = int(origin), int(destination)
+    if o == d:
+        return np.array([o])
+    finite = np.isfinite(cost)
+    graph = sp.csr_matrix((cost[finite], (mdp.src[finite], mdp.dst[finite])), shape=(mdp.n_states,) * 2)
+    try:
+        method = "J" if np.any(cost[finite] < 0) else "D"
+        dist, pred = csgraph.shortest_path(graph, method=method, directed=True, indices=o, return_predecessors=True)
+    except csgraph.NegativeCycleError as exc:
+        raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
+    if not np.isfinite(dist[d]):
+        raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
+    path = [d]
+    while path[-1] != o:
+        path.append(int(pred[path[-1]]))
+    return np.array(path[::-1], dtype=np.int64)
 
 
 def rescaled_system(
