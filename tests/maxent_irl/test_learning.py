@@ -116,3 +116,29 @@ def test_bad_inputs_and_unfitted_use() -> None:
     pi0[mdp.transition_indices([0, 1])[0]] = 0
     with pytest.raises(InvalidPathError, match="pi0"):
         MaxEntIRL(reference_policy=pi0).fit(mdp, [[0, 1]])
+
+
+def test_line_search_backs_off_from_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a far start the first steps overshoot into rho(W) >= 1; the fit backs off and converges."""
+    import maxent_irl.learning as learning
+    from maxent_irl import PartitionFunctionDivergedError
+
+    mdp = grid_route_mdp(6, u_turns=True, seed=9)
+    theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
+    paths = _sample(mdp, theta, 300, 30, seed=9)
+    diverged = []
+    real = learning.log_likelihood_and_gradient
+
+    def counting(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        except PartitionFunctionDivergedError:
+            diverged.append(1)
+            raise
+
+    monkeypatch.setattr(learning, "log_likelihood_and_gradient", counting)
+    far = MaxEntIRL(theta0=np.full(6, -200.0), tol=1e-9).fit(mdp, paths)
+    near = MaxEntIRL(theta0=theta, tol=1e-9).fit(mdp, paths)
+    assert diverged, "the far start was expected to step into the divergent region"
+    assert np.all(np.isfinite(far.theta_))
+    np.testing.assert_allclose(far.theta_, near.theta_, atol=1e-4)
