@@ -100,7 +100,7 @@ def run(name: str, mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, 
     else:
         sub = subset(paths, alg1_dest)
         sub_trips = make_trip_set(mdp, sub)
-        _, ll_sub = log_likelihood_and_gradient(mdp, sub_trips, mdp.features @ theta, ordering=ordering)
+        ll_sub, _ = log_likelihood_and_gradient(mdp, sub_trips, mdp.features @ theta, ordering=ordering)
         t1, n_iter, ll1 = time_algorithm1(mdp, sub_trips, theta, ll_sub)
         scaled = t1 * n_d / alg1_dest
         print(f"   Algorithm 1 (N={n_iter}) on {alg1_dest} of {n_d} destinations ({sub_trips.n_trips} trips): "
