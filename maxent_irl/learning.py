@@ -95,7 +95,7 @@ class MaxEntIRL:
         if theta0.shape != (k,) or not np.all(np.isfinite(theta0)):
             raise InvalidParameterError(f"theta0 must be {k} finite numbers")
         theta0 = np.clip(theta0, lo, hi)
-        theta0 = self._convergent_start(mdp, trips, theta0, lo, hi, log_pi0, ordering)
+        theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering)
 
         scale = 1.0 / trips.n_trips
         # L-BFGS works on u = theta * s, with s the RMS of each feature over the observed
@@ -218,7 +218,6 @@ class MaxEntIRL:
     def _convergent_start(
         self,
         mdp: RouteMDP,
-        trips: TripSet,
         theta0: np.ndarray,
         lo: np.ndarray,
         hi: np.ndarray,

@@ -19,7 +19,7 @@ from maxent_irl.mdp import RouteMDP
 from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations
 from maxent_irl.visitation import forward_pass
 
-__all__ = ["TripSet", "destination_chunks", "log_likelihood_and_gradient", "make_trip_set"]
+__all__ = ["TripSet", "log_likelihood_and_gradient", "make_trip_set", "pair_log_partition"]
 
 #: Elements of one ``(n_states, chunk)`` array; bounds the memory of a pass.
 CHUNK_ELEMENTS = 1 << 25
@@ -87,12 +87,6 @@ def make_trip_set(mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) ->
     )
 
 
-def destination_chunks(n_states: int, destinations: np.ndarray) -> list[np.ndarray]:
-    """Split sorted unique destinations into chunks of at most ``CHUNK_ELEMENTS / n_states``."""
-    size = max(1, CHUNK_ELEMENTS // max(1, n_states))
-    return [destinations[i : i + size] for i in range(0, destinations.size, size)]
-
-
 def pair_log_partition(
     mdp: RouteMDP,
     logw: np.ndarray,
@@ -108,8 +102,9 @@ def pair_log_partition(
     order = np.argsort(pair_dest, kind="stable")
     udest, starts = np.unique(pair_dest[order], return_index=True)
     bounds = np.append(starts, order.size)
-    for chunk_start in range(0, udest.size, max(1, CHUNK_ELEMENTS // mdp.n_states)):
-        ks = np.arange(chunk_start, min(udest.size, chunk_start + max(1, CHUNK_ELEMENTS // mdp.n_states)))
+    chunk = max(1, CHUNK_ELEMENTS // mdp.n_states)  # destinations per batch: bounds memory to a few (n, chunk)
+    for chunk_start in range(0, udest.size, chunk):
+        ks = np.arange(chunk_start, min(udest.size, chunk_start + chunk))
         members = [order[bounds[k] : bounds[k + 1]] for k in ks]
         rows = [pair_origin[m] for m in members]
         batch = solve_destinations(mdp, logw, system, udest[ks], rows, ordering)
