@@ -102,8 +102,9 @@ class MaxEntIRL:
         # transitions: km and counts then weigh alike, which saves many iterations.
         used = trips.transition_counts > 0
         rms = np.sqrt(trips.transition_counts[used] @ mdp.features[used] ** 2 / trips.transition_counts[used].sum())
-        self._s = np.where(rms > 0, rms, 1.0)
+        self.feature_scale_ = np.where(rms > 0, rms, 1.0)
         best = {"f": np.inf}
+        last_eval: list = []  # (x, log-likelihood, |grad|) of the latest evaluation, for the progress callback
         start = time.perf_counter()
 
         def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -119,15 +120,15 @@ class MaxEntIRL:
                 return f_bad, direction / max(np.linalg.norm(direction), 1e-12) * 1e6
             f = -ll * scale + 0.5 * self.l2 * float(theta @ theta)
             g_theta = -g * scale + self.l2 * theta
-            g_u = g_theta / self._s
+            g_u = g_theta / self.feature_scale_
             if self.l1 > 0:
                 f += self.l1 * float(np.abs(theta).sum())
-                g_x = np.concatenate([g_u + self.l1 / self._s, -g_u + self.l1 / self._s])
+                g_x = np.concatenate([g_u + self.l1 / self.feature_scale_, -g_u + self.l1 / self.feature_scale_])
             else:
                 g_x = g_u
             if f < best["f"]:
                 best.update(f=f, x=x.copy(), ll=ll, gnorm=float(np.linalg.norm(g_theta)))
-            self._last_eval = (x.copy(), ll, float(np.linalg.norm(g_theta)))
+            last_eval[:] = [x.copy(), ll, float(np.linalg.norm(g_theta))]
             return f, g_x
 
         iteration = {"n": 0}
@@ -137,16 +138,16 @@ class MaxEntIRL:
             iteration["n"] += 1
             x = intermediate_result.x
             ll, gnorm = best.get("ll", np.nan), best.get("gnorm", np.nan)
-            last = getattr(self, "_last_eval", None)
-            if last is not None and np.array_equal(last[0], x):
-                ll, gnorm = last[1], last[2]
+            if last_eval and np.array_equal(last_eval[0], x):
+                ll, gnorm = last_eval[1], last_eval[2]
             progress = FitProgress(iteration["n"], ll, gnorm, self._theta_from_x(x, k), time.perf_counter() - start)
             logger.debug("iteration %d: log-likelihood %.6f, |grad| %.3g", progress.iteration, ll, gnorm)
             if self.callback is not None and self.callback(progress) is False:
                 stop["flag"] = True
                 raise StopIteration
 
-        x0, xbounds = self._x_and_bounds(theta0 * self._s, lo * self._s, hi * self._s)
+        sc = self.feature_scale_
+        x0, xbounds = self._x_and_bounds(theta0 * sc, lo * sc, hi * sc)
         try:
             res = minimize(
                 objective,
@@ -213,7 +214,7 @@ class MaxEntIRL:
 
     def _theta_from_x(self, x: np.ndarray, k: int) -> np.ndarray:
         u = x[:k] - x[k:] if self.l1 > 0 else np.array(x, dtype=np.float64)
-        return u / self._s
+        return u / self.feature_scale_
 
     def _convergent_start(
         self,
