@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -67,21 +66,7 @@ def _build(settings: Settings) -> RoadNetwork:
     source, name = _source(settings)
     if isinstance(source, Path) and source.suffix == ".npz":
         return RoadNetwork.from_npz(source)
-    cache = _cache_file(settings, source, name)
-    if cache.is_file():
-        try:
-            return RoadNetwork.from_npz(cache)
-        except Exception as exc:  # stale or truncated: rebuild, never fatal
-            log.warning("ignoring network cache %s: %s", cache, exc)
-    net = RoadNetwork.load(source, name=name)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-        net.save(tmp)
-        tmp.replace(cache)
-    except OSError as exc:
-        log.info("not caching the network (%s)", exc)
-    return net
+    return RoadNetwork.load_cached(source, _cache_file(settings, source, name), name=name)
 
 
 def load_network(settings: Settings) -> RoadNetwork:

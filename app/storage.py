@@ -382,21 +382,9 @@ class Storage:
         active model or the new one, never a half-written model."""
         now = utcnow()
         with self.transaction() as con:
-            cur = con.execute(
-                "INSERT INTO models (network, network_name, created_at, job_id, feature_names, theta, options,"
-                " metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    network,
-                    network_name,
-                    now,
-                    job_id,
-                    _dumps(list(feature_names)),
-                    _dumps([float(x) for x in theta]),
-                    _dumps(options),
-                    _dumps(metrics),
-                ),
+            model_id = _insert_model(
+                con, network, network_name, now, job_id, feature_names, theta, options, metrics
             )
-            model_id = int(cur.lastrowid)
             if activate:
                 _activate(con, network, model_id, now)
         return model_id
@@ -422,21 +410,9 @@ class Storage:
             row = con.execute("SELECT network, status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["status"] != RUNNING:
                 return None
-            cur = con.execute(
-                "INSERT INTO models (network, network_name, created_at, job_id, feature_names, theta, options,"
-                " metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row["network"],
-                    network_name,
-                    now,
-                    job_id,
-                    _dumps(list(feature_names)),
-                    _dumps([float(x) for x in theta]),
-                    _dumps(options),
-                    _dumps(metrics),
-                ),
+            model_id = _insert_model(
+                con, row["network"], network_name, now, job_id, feature_names, theta, options, metrics
             )
-            model_id = int(cur.lastrowid)
             if activate:
                 _activate(con, row["network"], model_id, now)
             con.execute(
@@ -474,6 +450,35 @@ class Storage:
         ).fetchall()
         return [_model(r) for r in rows], total
 
+
+
+def _insert_model(
+    con: sqlite3.Connection,
+    network: str,
+    network_name: str,
+    now: str,
+    job_id: int | None,
+    feature_names: Sequence[str],
+    theta: Sequence[float],
+    options: dict[str, Any],
+    metrics: dict[str, Any],
+) -> int:
+    """Insert one model row (plain JSON, never pickle) inside the caller's transaction; its id."""
+    cur = con.execute(
+        "INSERT INTO models (network, network_name, created_at, job_id, feature_names, theta, options,"
+        " metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            network,
+            network_name,
+            now,
+            job_id,
+            _dumps(list(feature_names)),
+            _dumps([float(x) for x in theta]),
+            _dumps(options),
+            _dumps(metrics),
+        ),
+    )
+    return int(cur.lastrowid)
 
 def _activate(con: sqlite3.Connection, network: str, model_id: int, now: str) -> None:
     con.execute(

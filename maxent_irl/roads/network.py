@@ -187,6 +187,31 @@ class RoadNetwork:
         return cls.from_graph(load_graph(source, network_type=network_type), allow_uturns=allow_uturns, name=name)
 
     @classmethod
+    def load_cached(
+        cls, source: GraphSource, cache_file: str | Path, allow_uturns: bool = True, name: str | None = None
+    ) -> RoadNetwork:
+        """:meth:`load`, through a ``.npz`` cache: read it if it is there, else build and write it.
+
+        A stale or truncated cache is rebuilt and an unwritable one skipped, never fatal;
+        the file is written under a temporary name and renamed, so readers never see half.
+        """
+        cache_file = Path(cache_file)
+        if cache_file.is_file():
+            try:
+                return cls.from_npz(cache_file)
+            except Exception as exc:
+                logger.warning("ignoring unreadable network cache %s: %s", cache_file, exc)
+        net = cls.load(source, allow_uturns=allow_uturns, name=name)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
+            net.save(tmp)
+            tmp.replace(cache_file)
+        except OSError as exc:
+            logger.info("not caching the network (%s)", exc)
+        return net
+
+    @classmethod
     def default(cls, allow_uturns: bool = True, cache_dir: str | Path | bool | None = True) -> RoadNetwork:
         """The embedded default network: the drivable roads of Andorra (``data/andorra_drive.osm.bz2``).
 
@@ -207,22 +232,10 @@ class RoadNetwork:
             base = Path(env_dir) if cache_dir is True else Path(cache_dir)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             cache_file = base / f"{path.name.split('.')[0]}-{digest}-u{int(allow_uturns)}-{_CACHE_VERSION}.npz"
-        net = None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                net = cls.from_npz(cache_file)
-            except Exception as exc:  # a stale or truncated cache is rebuilt, never fatal
-                logger.warning("ignoring unreadable network cache %s: %s", cache_file, exc)
-        if net is None:
+        if cache_file is None:
             net = cls.load(path, allow_uturns=allow_uturns, name="andorra")
-            if cache_file is not None:
-                try:
-                    cache_file.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npz")
-                    net.save(tmp)
-                    tmp.replace(cache_file)
-                except OSError as exc:
-                    logger.info("not caching the default network (%s)", exc)
+        else:
+            net = cls.load_cached(path, cache_file, allow_uturns=allow_uturns, name="andorra")
         _DEFAULT_CACHE[memo_key] = net
         return net
 
