@@ -8,10 +8,12 @@ below GPS noise, while keeping the maths planar and vectorized.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pyproj import Transformer
 
-__all__ = ["EARTH_RADIUS_M", "LocalProjection", "haversine_m", "valid_lonlat"]
+__all__ = ["EARTH_RADIUS_M", "LocalProjection", "haversine_m", "planar_m", "thin_indices", "valid_lonlat"]
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -53,3 +55,36 @@ def valid_lonlat(lonlat: np.ndarray) -> np.ndarray:
     ll = np.asarray(lonlat, dtype=float).reshape(-1, 2)
     with np.errstate(invalid="ignore"):
         return np.isfinite(ll).all(axis=1) & (np.abs(ll[:, 0]) <= 180) & (np.abs(ll[:, 1]) <= 90)
+
+
+def planar_m(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances from point ``a`` ``(2,)`` to points ``b`` ``(m, 2)``, in projected metres."""
+    return np.hypot(*(np.asarray(b) - np.asarray(a)).T)
+
+
+def thin_indices(
+    points: np.ndarray,
+    min_m: float,
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray] = haversine_m,
+    chunk: int = 256,
+) -> np.ndarray:
+    """Indices of points kept at least ``min_m`` from the previously kept one; first and last always kept.
+
+    Scans ahead of the last kept point in windows, so it is O(n) for a moving trace;
+    ``distance(a, b)`` gives the distances from one point to a block of points.
+    """
+    n = len(points)
+    keep = [0]
+    i = 1
+    while i < n:
+        hi = min(n, i + chunk)
+        far = np.flatnonzero(distance(points[keep[-1]], points[i:hi]) >= min_m)
+        if far.size:
+            i += int(far[0])
+            keep.append(i)
+            i += 1
+        else:
+            i = hi
+    if n > 1 and keep[-1] != n - 1:
+        keep.append(n - 1)
+    return np.asarray(keep, dtype=np.int64)

@@ -50,7 +50,7 @@ import numpy as np
 import shapely
 
 from maxent_irl.roads.exceptions import InvalidTraceError, MapMatchingError
-from maxent_irl.roads.geo import haversine_m
+from maxent_irl.roads.geo import haversine_m, planar_m, thin_indices
 from maxent_irl.roads.network import RoadNetwork, _rank_within
 from maxent_irl.roads.routing import Router
 from maxent_irl.roads.trace import Trace, TripRejection
@@ -383,22 +383,8 @@ class MapMatcher:
 
 
 def _thin(xy: np.ndarray, min_m: float, chunk: int = 256) -> np.ndarray:
-    """Indices of points kept at least ``min_m`` from the previously kept one; first and last always kept."""
-    n = xy.shape[0]
-    keep = [0]
-    i = 1
-    while i < n:
-        hi = min(n, i + chunk)
-        far = np.flatnonzero(np.hypot(*(xy[i:hi] - xy[keep[-1]]).T) >= min_m)
-        if far.size:
-            i += int(far[0])
-            keep.append(i)
-            i += 1
-        else:
-            i = hi
-    if n > 1 and keep[-1] != n - 1:
-        keep.append(n - 1)
-    return np.asarray(keep, dtype=np.int64)
+    """Indices of projected points kept at least ``min_m`` apart (see :func:`thin_indices`)."""
+    return thin_indices(xy, min_m, planar_m, chunk)
 
 
 def _reassign(net: RoadNetwork, state: int, xy: np.ndarray) -> np.ndarray:

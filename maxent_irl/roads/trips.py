@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maxent_irl.roads.geo import haversine_m
+from maxent_irl.roads.geo import haversine_m, thin_indices
 from maxent_irl.roads.trace import Trace, TripRejection
 
 if TYPE_CHECKING:
@@ -114,21 +114,7 @@ def _stay_end(pts: np.ndarray, t: np.ndarray, i: int, radius_m: float, gap_s: fl
 
 def thinned_length_m(points: np.ndarray, thin_m: float, chunk: int = 256) -> tuple[float, np.ndarray]:
     """Length of the polyline through points kept at least ``thin_m`` apart, and the kept indices."""
-    n = len(points)
-    keep = [0]
-    i = 1
-    while i < n:  # scan ahead of the last kept point in windows: O(n) for moving traces
-        hi = min(n, i + chunk)
-        far = np.flatnonzero(haversine_m(points[keep[-1]], points[i:hi]) >= thin_m)
-        if far.size:
-            i += int(far[0])
-            keep.append(i)
-            i += 1
-        else:
-            i = hi
-    if n > 1 and keep[-1] != n - 1:
-        keep.append(n - 1)
-    idx = np.asarray(keep)
+    idx = thin_indices(points, thin_m, haversine_m, chunk)
     length = float(haversine_m(points[idx[:-1]], points[idx[1:]]).sum()) if idx.size > 1 else 0.0
     return length, idx
 
