@@ -55,7 +55,8 @@ def command(
 def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="interface to bind (default: ROUTEIRL_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: ROUTEIRL_PORT or 8000)")
-    p.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    p.add_argument("--workers", type=int, help="API processes (default: ROUTEIRL_WORKERS or 2)")
+    p.add_argument("--reload", action="store_true", help="restart on code changes (development; one process)")
 
 
 @command("serve", help="run the API (uvicorn app.main:app)", configure=_configure_serve)
@@ -70,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         reload=args.reload,
+        workers=None if args.reload else (args.workers or settings.workers),
         log_level=settings.log_level,
     )
     return 0

@@ -71,7 +71,7 @@ TIME, MMP, ACTION, ACTION_COSTS = "Time-based", "Max margin", "Action", "Action 
 class EvalConfig:
     """Everything ``routeirl evaluate`` can be told (the CLI flags, one to one)."""
 
-    simulate: int = 2000
+    simulate: int = 50000
     database: str | None = None
     network: str | None = None
     seed: int = 0
@@ -80,12 +80,13 @@ class EvalConfig:
     od: str = "random"
     temperature: float = 1.0
     out: str | None = None
-    test_fraction: float = 0.5
+    test_fraction: float = 0.2
     destinations: int = 5
     destination_trips: int = 500
     max_iter: int = 500
-    action_trips: int = 300
-    action_max_iter: int = 100
+    action_trips: int = 0
+    action_max_iter: int = 500
+    action_warm_trips: int = 2000
     mmp: bool = True
     mmp_iter: int = 200
     mmp_batch: int = 100
@@ -360,22 +361,25 @@ def fit_maxent(mdp: RouteMDP, paths: Sequence[np.ndarray], max_iter: int, progre
 
 
 def fit_action_model(
-    mdp: RouteMDP, paths: Sequence[np.ndarray], max_trips: int, max_iter: int, seed: int, progress: bool
+    mdp: RouteMDP, paths: Sequence[np.ndarray], max_trips: int, max_iter: int, warm_trips: int, seed: int,
+    progress: bool,
 ) -> tuple[Any, int]:
-    """The action-based baseline, fitted on at most ``max_trips`` training trips (0: all).
+    """The action-based baseline, fitted on at most ``max_trips`` training trips (0: all, the default).
 
-    Its likelihood needs a Dijkstra per destination per evaluation, which makes it the
-    slow step, so the default fits a seeded subsample with capped iterations (see
-    docs/evaluation.md for what that costs the baseline). It starts from the class's
-    default weights, independently of MaxEnt: started from the MaxEnt weights it stays so
-    close to them that "Action (costs)" plans exactly MaxEnt's routes and the comparison
-    measures nothing.
+    It starts from the class's default weights, independently of MaxEnt: started from the
+    MaxEnt weights it stays so close to them that "Action (costs)" plans MaxEnt's routes and
+    the comparison measures nothing. With more than ``warm_trips`` trips it is first fitted
+    on a seeded subsample of ``warm_trips`` and then refined on all of them: each likelihood
+    evaluation costs a Dijkstra per distinct destination, and the subsample gets most of the
+    way there in fewer of them. The result is still the maximum-likelihood fit on all its
+    trips (the optimizer runs to convergence there), only reached from a better start.
     """
     from maxent_irl.baselines import ActionBasedModel
 
+    rng = np.random.default_rng(seed)
     paths = list(paths)
     if 0 < max_trips < len(paths):
-        keep = np.sort(np.random.default_rng(seed).choice(len(paths), max_trips, replace=False))
+        keep = np.sort(rng.choice(len(paths), max_trips, replace=False))
         paths = [paths[i] for i in keep]
     with progress_bar(progress, desc="action-based fit (likelihood evaluations)") as bar:
 
@@ -385,7 +389,14 @@ def fit_action_model(
                 bar.update(1)
                 return out
 
-        model = _Tracked(max_iter=max_iter).fit(mdp, paths)
+        theta0, n_iter = None, 0
+        if 0 < warm_trips < len(paths):
+            keep = np.sort(rng.choice(len(paths), warm_trips, replace=False))
+            warm = _Tracked(max_iter=max_iter).fit(mdp, [paths[i] for i in keep])
+            theta0, n_iter = warm.theta_, warm.n_iter_
+            log.info("action-based model: warm start from %d trips (%d iterations)", warm_trips, n_iter)
+        model = _Tracked(max_iter=max_iter, theta0=theta0).fit(mdp, paths)
+    model.n_iter_ += n_iter
     return model, len(paths)
 
 
@@ -735,7 +746,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         cov = covariance(info)
     time_based = ShortestPathBaseline(travel_time_costs(net)).fit(mdp, train)
     with timed(timings, "fit_action"):
-        action, n_action = fit_action_model(mdp, train, cfg.action_trips, cfg.action_max_iter, seeds[1],
+        action, n_action = fit_action_model(mdp, train, cfg.action_trips, cfg.action_max_iter, cfg.action_warm_trips,
+                                            seeds[1],
                                             cfg.progress)
     log.info("action-based model: %d iterations on %d trips", action.n_iter_, n_action)
     mmp = None
@@ -817,7 +829,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
             MAXENT: {"theta": maxent.theta_.tolist(), "n_iter": maxent.n_iter_, "converged": maxent.converged_,
                      "message": maxent.message_, "train_log_likelihood": maxent.log_likelihood_},
             ACTION: {"theta": np.asarray(action.theta_).tolist(), "n_iter": action.n_iter_, "n_train_trips": n_action,
-                     "max_iter": cfg.action_max_iter},
+                     "max_iter": cfg.action_max_iter, "message": action.message_,
+                     "warm_trips": cfg.action_warm_trips},
             **({MMP: {"w": mmp.w_.tolist(), "lambda": mmp.lam_, "validation_matching": mmp.validation_,
                       "n_iter": cfg.mmp_iter, "batch": cfg.mmp_batch}} if mmp is not None else {}),
         },
@@ -946,9 +959,10 @@ def render_report(m: dict[str, Any], out: Path) -> str:
               f"({models[MAXENT]['message']}).",
               "- Time-based: shortest path with travel time (entered segment length / its speed) as the cost.",
               f"- Action: locally normalized model P(a|s) ∝ exp(Q*(s,a)), fitted on {action_trips} "
-              f"training trips ({models[ACTION]['n_iter']} L-BFGS iterations, at most {models[ACTION]['max_iter']}, "
-              "from its default start, independent of MaxEnt); Action (costs): the shortest path under its learned "
-              "costs."]
+              f"training trips to convergence ({models[ACTION]['n_iter']} L-BFGS iterations in all, "
+              f"{models[ACTION]['message']}), from its default start, independent of MaxEnt (warm-started "
+              f"on a subsample of {models[ACTION]['warm_trips']} when there are more); "
+              "Action (costs): the shortest path under its learned costs."]
     if MMP in models:
         mm = models[MMP]
         val = ", ".join(f"λ={k}: {_pct(v)}" for k, v in mm["validation_matching"].items())
@@ -1065,8 +1079,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help=f"held-out trips used for Fig. 5, 0 = all (default {d.destination_trips})")
     p.add_argument("--max-iter", type=int, default=d.max_iter, help="MaxEnt L-BFGS iterations")
     p.add_argument("--action-trips", type=int, default=d.action_trips, metavar="N",
-                   help=f"training trips for the (slow) action-based model, 0 = all (default {d.action_trips})")
-    p.add_argument("--action-max-iter", type=int, default=d.action_max_iter, help="action-based model iterations")
+                   help=f"training trips for the action-based model, 0 = all (default {d.action_trips})")
+    p.add_argument("--action-max-iter", type=int, default=d.action_max_iter,
+                   help=f"action-based model iterations per stage (default {d.action_max_iter})")
+    p.add_argument("--action-warm-trips", type=int, default=d.action_warm_trips, metavar="N",
+                   help="fit the action-based model on N trips first, then refine on all; 0 = no warm start "
+                        f"(default {d.action_warm_trips})")
     p.add_argument("--no-mmp", dest="mmp", action="store_false", help="skip max margin planning")
     p.add_argument("--mmp-iter", type=int, default=d.mmp_iter, help="max margin subgradient steps")
     p.add_argument("--mmp-batch", type=int, default=d.mmp_batch, help="trips per max margin step")

@@ -4,10 +4,17 @@ A daemon thread in the API process ticks every ``worker_poll_s`` (or at once whe
 it reaps a finished worker (a non-zero exit without a final status means the worker
 crashed: the job is marked failed and the previous model stays active), starts the next
 queued job, and calls ``on_tick`` so the API can pick up a newly activated model.
+
+Several API processes may share one database (``uvicorn --workers N``). Only the one
+holding the *jobs lock* (an exclusive ``flock`` on ``<database>.jobs.lock``) starts
+workers; the others only refresh their model. The operating system drops the lock when
+its holder dies, and another process takes over at its next tick (then, as after a
+restart, a job left 'running' is marked interrupted).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -20,23 +27,63 @@ from pathlib import Path
 from app.settings import Settings
 from app.storage import FAILED, INTERRUPTED, JobRecord, Storage
 
-__all__ = ["JobRunner"]
+__all__ = ["JobRunner", "JobsLock"]
 
 log = logging.getLogger(__name__)
 
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+class JobsLock:
+    """Non-blocking exclusive ``flock`` on a file: whoever holds it runs the training jobs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
 class JobRunner:
-    """Starts and watches the training worker process; at most one runs at a time."""
+    """Starts and watches the training worker process; at most one runs at a time.
+
+    ``on_lead`` runs once when this process becomes the one that runs jobs (see the
+    module docstring), before it launches anything.
+    """
 
     def __init__(
-        self, settings: Settings, storage: Storage, network: str, on_tick: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        storage: Storage,
+        network: str,
+        on_tick: Callable[[], None] | None = None,
+        on_lead: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.network = network
         self.on_tick = on_tick
+        self.on_lead = on_lead
+        self.lock = JobsLock(Path(f"{settings.database_path}.jobs.lock"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._job_id: int | None = None
         self._wake = threading.Event()
@@ -45,6 +92,17 @@ class JobRunner:
         self._lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
+    def try_lead(self) -> bool:
+        """Take the jobs lock if it is free (running ``on_lead`` then); whether this process runs jobs."""
+        if self.lock.held:
+            return True
+        if not self.lock.try_acquire():
+            return False
+        log.info("this process (pid %d) runs the training jobs", os.getpid())
+        if self.on_lead is not None:
+            self.on_lead()
+        return True
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="routeirl-jobs", daemon=True)
         self._thread.start()
@@ -72,6 +130,7 @@ class JobRunner:
             if job_id is not None:
                 self.storage.finish_job(job_id, INTERRUPTED, error="the service stopped while the job ran")
             self._proc = self._job_id = None
+            self.lock.release()
 
     @property
     def running_job(self) -> int | None:
@@ -90,7 +149,7 @@ class JobRunner:
     def tick(self) -> None:
         with self._lock:
             self._reap()
-            if self._proc is None and not self._stop.is_set():
+            if self._proc is None and not self._stop.is_set() and self.try_lead():
                 job = self.storage.next_queued_job()
                 if job is not None:
                     self._launch(job)

@@ -41,18 +41,22 @@ class Runtime:
         self._unloadable: int | None = None
         self._refresh_lock = threading.Lock()
         self._coords: dict[int, list[list[float]]] = {}
-        self.jobs = JobRunner(settings, self.storage, self.fingerprint, on_tick=self.refresh)
+        self.jobs = JobRunner(settings, self.storage, self.fingerprint, on_tick=self.refresh, on_lead=self._on_lead)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Mark jobs orphaned by a previous process, load the active model, queue the demo if due."""
+        """Load the active model, and start the job runner (leading it at once if no other process does)."""
+        self.refresh()
+        self.jobs.try_lead()
+        self.jobs.start()
+        self.jobs.wake()
+
+    def _on_lead(self) -> None:
+        """This process now runs the jobs: mark jobs orphaned by the previous runner, queue the demo if due."""
         orphaned = self.storage.interrupt_running_jobs("interrupted: the service restarted while the job ran")
         if orphaned:
             log.warning("marked jobs %s as interrupted (they were running when the service stopped)", orphaned)
-        self.refresh()
         self._maybe_queue_demo()
-        self.jobs.start()
-        self.jobs.wake()
 
     def stop(self) -> None:
         self.jobs.stop()

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         None, description="If set, write endpoints (POST/PUT/DELETE that change state) need it in X-API-Key."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
+    workers: int = Field(
+        2,
+        ge=1,
+        description="API processes serving requests (uvicorn --workers; ./scripts/serve and `routeirl serve`). One of "
+        "them runs the training jobs. Queries are CPU-bound, so about one per core.",
+    )
 
     # --- limits ------------------------------------------------------------------------------
     max_body_bytes: int = Field(20_000_000, ge=1024, description="Largest request body accepted (413 above).")

@@ -63,25 +63,49 @@ class ShortestPathBaseline:
         return shortest_path(self.mdp_, self.costs_, origin, destination)
 
 
-def _hard_values(mdp: RouteMDP, cost: np.ndarray, destination: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cost-to-go ``(n,)`` to ``destination`` and the features ``(n, k)`` summed along the optimal path."""
+#: Destinations per batched Dijkstra call: one C call instead of one per destination, with
+#: ``(block, n_transitions)`` work arrays that stay a few MB on city networks.
+_DEST_BLOCK = 64
+
+
+def _hard_values(mdp: RouteMDP, cost: np.ndarray, destinations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cost-to-go ``(D, n)`` to each destination and the optimal next state ``(D, n)`` (-1 at roots / unreachable)."""
     rev = sp.csr_matrix((cost, (mdp.dst, mdp.src)), shape=(mdp.n_states, mdp.n_states))
-    dist, pred = csgraph.dijkstra(rev, directed=True, indices=destination, return_predecessors=True)
-    # pred[s] is the next state of s on its optimal path to d; sum features by pointer jumping
+    dist, pred = csgraph.dijkstra(rev, directed=True, indices=destinations, return_predecessors=True)
+    return np.atleast_2d(dist), np.atleast_2d(pred).astype(np.int64)
+
+
+def _local_log_policy(mdp: RouteMDP, reward: np.ndarray, dist: np.ndarray, alpha: float) -> np.ndarray:
+    """``log P(a | s, d)`` ``(D, T)`` of the local policy ``∝ exp(Q*(s, a) / alpha)`` (-inf: cannot reach ``d``)."""
     n = mdp.n_states
-    nxt = np.where(pred >= 0, pred, np.arange(n))
-    step_feat = np.zeros((n, mdp.n_features))
-    has = pred >= 0
-    keys = mdp.src * n + mdp.dst
-    order = np.argsort(keys)
-    j = order[np.searchsorted(keys[order], np.flatnonzero(has) * n + pred[has])]
-    step_feat[has] = mdp.features[j]
-    # invariant: acc[s] sums the steps from s up to (excluding) ptr[s]; roots add nothing
-    acc, ptr = step_feat, nxt
-    while not np.array_equal(ptr[ptr], ptr):
-        acc = acc + acc[ptr]
-        ptr = ptr[ptr]
-    return dist, acc
+    D = dist.shape[0]
+    with np.errstate(invalid="ignore"):
+        q = (reward[None, :] - dist[:, mdp.dst]) / alpha  # -inf where the next state cannot reach d
+    flat = (np.arange(D)[:, None] * n + mdp.src[None, :]).ravel()
+    qmax = np.full(D * n, -np.inf)
+    np.maximum.at(qmax, flat, q.ravel())
+    shift = np.where(np.isfinite(qmax), qmax, 0.0)[flat].reshape(D, -1)
+    ex = np.exp(q - shift)  # 0 where q = -inf
+    tot = np.bincount(flat, ex.ravel(), minlength=D * n)[flat].reshape(D, -1)
+    with np.errstate(divide="ignore"):
+        return q - shift - np.log(tot)
+
+
+def _subtree_sums(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """For a forest given by ``parent`` ``(m,)`` (-1 at roots): each node's sum of ``values`` over its subtree.
+
+    Doubling: ``S_{i+1}(s) = S_i(s) + sum of S_i(t)`` over the ``t`` exactly ``2^i`` levels
+    below ``s``, so depth ``h`` needs ``log2 h`` scalar bincounts instead of a walk per node.
+    """
+    m = parent.size
+    jump = np.where(parent >= 0, parent, m)  # m: above the root
+    total = values.astype(np.float64, copy=True)
+    while True:
+        live = jump < m
+        if not live.any():
+            return total
+        total = total + np.bincount(jump[live], total[live], minlength=m)
+        jump = np.where(live, np.append(jump, m)[jump], m)
 
 
 class ActionBasedModel:
@@ -103,37 +127,58 @@ class ActionBasedModel:
         self.theta0 = theta0
         self.max_iter = max_iter
 
-    def _local_policy(self, mdp: RouteMDP, theta: np.ndarray, destination: int):
-        """``log P(a | s)`` per transition ``(T,)`` and ``dlogP/dtheta`` ``(T, k)`` toward ``destination``."""
+    def _reward(self, mdp: RouteMDP, theta: np.ndarray) -> np.ndarray:
         r = mdp.features @ theta
         if np.any(r >= 0):
             raise InvalidParameterError("the action-based model needs strictly negative rewards (positive costs)")
-        dist, feat_to_go = _hard_values(mdp, -r, destination)
-        q = r + np.where(np.isfinite(dist[mdp.dst]), -dist[mdp.dst], -np.inf)
-        q = q / self.alpha
-        dq = (mdp.features + feat_to_go[mdp.dst]) / self.alpha
-        n = mdp.n_states
-        qmax = np.full(n, -np.inf)
-        np.maximum.at(qmax, mdp.src, q)
-        safe = np.where(np.isfinite(qmax), qmax, 0.0)
-        ex = np.where(np.isfinite(q), np.exp(q - safe[mdp.src]), 0.0)
-        tot = np.bincount(mdp.src, ex, minlength=n)
-        with np.errstate(divide="ignore"):
-            logp = q - safe[mdp.src] - np.log(tot[mdp.src])
-        p = np.exp(logp)
-        mean_dq = np.zeros((n, mdp.n_features))
-        np.add.at(mean_dq, mdp.src, p[:, None] * np.where(np.isfinite(q), 1.0, 0.0)[:, None] * np.nan_to_num(dq))
-        return logp, np.nan_to_num(dq) - mean_dq[mdp.src]
+        return r
+
+    def _log_policy(self, mdp: RouteMDP, theta: np.ndarray, destinations: np.ndarray) -> np.ndarray:
+        """``log P(a | s, d)`` ``(len(destinations), T)``."""
+        r = self._reward(mdp, theta)
+        dist, _ = _hard_values(mdp, -r, destinations)
+        return _local_log_policy(mdp, r, dist, self.alpha)
 
     def _ll_grad(self, mdp: RouteMDP, trips, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, g = 0.0, np.zeros(mdp.n_features)
-        for d in np.unique(trips.destinations):
-            logp, dlogp = self._local_policy(mdp, theta, int(d))
-            for i in np.flatnonzero(trips.destinations == d):
-                t = trips.path_transitions[i]
-                ll += float(logp[t].sum())
-                g += dlogp[t].sum(axis=0)
-        return ll, g
+        """Log-likelihood of the trips and its gradient, batched over destinations.
+
+        With ``c_d(t)`` the trips' uses of transition ``t`` toward ``d`` and ``N_d(s)`` their
+        departures from ``s``, the gradient is ``F^T sum_d (w_d + z_d) / alpha`` where
+        ``w_d(t) = c_d(t) - N_d(src t) P(t | src t, d)`` weighs each transition's own features
+        and ``z_d`` carries ``sum_t w_d(t) dV*(dst t)/dtheta`` down the optimal-path tree: the
+        features to go of ``s'`` are those of its tree path, so each tree transition gets
+        the sum of ``w`` over its subtree. No ``(T, k)`` array per destination.
+        """
+        r = self._reward(mdp, theta)
+        n, T = mdp.n_states, mdp.n_transitions
+        dests, dest_row = np.unique(trips.destinations, return_inverse=True)
+        lens = np.array([t.size for t in trips.path_transitions])
+        used = np.concatenate(trips.path_transitions) if lens.sum() else np.zeros(0, dtype=np.int64)
+        counts = sp.csr_matrix((np.ones(used.size), (np.repeat(dest_row, lens), used)), shape=(dests.size, T))
+        ll, weight = 0.0, np.zeros(T)
+        for b in range(0, dests.size, _DEST_BLOCK):
+            block = dests[b: b + _DEST_BLOCK]
+            D = block.size
+            dist, pred = _hard_values(mdp, -r, block)
+            logp = _local_log_policy(mdp, r, dist, self.alpha)
+            c = counts[b: b + D].toarray()
+            hit = c > 0
+            if np.any(np.isneginf(logp[hit])):
+                return -np.inf, np.zeros(mdp.n_features)
+            ll += float(np.sum(c[hit] * logp[hit]))
+            rows = np.arange(D)[:, None]
+            departures = np.bincount((rows * n + mdp.src).ravel(), c.ravel(), minlength=D * n).reshape(D, n)
+            w = c - departures[:, mdp.src] * np.exp(logp)
+            weight += w.sum(axis=0)
+            # dV*(s')/dtheta = features along the tree path from s' to d: push w up the tree
+            u = np.bincount((rows * n + mdp.dst).ravel(), w.ravel(), minlength=D * n)
+            has = pred >= 0
+            parent = np.where(has, rows * n + pred, -1).ravel()
+            sub = _subtree_sums(u, parent).reshape(D, n)
+            s_idx = np.broadcast_to(np.arange(n), (D, n))[has]
+            tree_t = mdp._key_order[np.searchsorted(mdp._sorted_keys, s_idx * n + pred[has])]
+            weight += np.bincount(tree_t, sub[has], minlength=T)
+        return ll, mdp.features.T @ weight / self.alpha
 
     def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> ActionBasedModel:
         trips = make_trip_set(mdp, paths)
@@ -154,6 +199,7 @@ class ActionBasedModel:
         self.theta_ = res.x
         self.mdp_ = mdp
         self.n_iter_ = int(res.nit)
+        self.message_ = str(res.message)
         logger.info("action-based model: %d iterations (%s)", res.nit, res.message)
         return self
 
@@ -167,10 +213,13 @@ class ActionBasedModel:
         mdp = self._check()
         trips = make_trip_set(mdp, paths)
         out = np.empty(trips.n_trips)
-        for d in np.unique(trips.destinations):
-            logp, _ = self._local_policy(mdp, self.theta_, int(d))
-            for i in np.flatnonzero(trips.destinations == d):
-                out[i] = logp[trips.path_transitions[i]].sum()
+        dests = np.unique(trips.destinations)
+        for b in range(0, dests.size, _DEST_BLOCK):
+            block = dests[b: b + _DEST_BLOCK]
+            logp = self._log_policy(mdp, self.theta_, block)
+            for row, d in enumerate(block.tolist()):
+                for i in np.flatnonzero(trips.destinations == d):
+                    out[i] = logp[row, trips.path_transitions[i]].sum()
         return out
 
     def log_likelihood(self, paths: Sequence[Sequence[int] | np.ndarray]) -> float:
@@ -179,7 +228,7 @@ class ActionBasedModel:
     def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
         """The path maximizing the product of local action probabilities ("Action")."""
         mdp = self._check()
-        logp, _ = self._local_policy(mdp, self.theta_, int(destination))
+        logp = self._log_policy(mdp, self.theta_, np.array([int(destination)]))[0]
         return shortest_path(mdp, np.where(np.isfinite(logp), -logp, np.inf).clip(0), origin, destination)
 
     def lowest_cost_path(self, origin: int, destination: int) -> np.ndarray:

@@ -24,8 +24,8 @@ from app import evaluate as ev  # noqa: E402
 from app.cli import main  # noqa: E402
 
 MONACO = ROOT / "data" / "monaco_drive.osm.bz2"
-FAST = ["--no-progress", "--action-trips", "60", "--action-max-iter", "30", "--mmp-iter", "40", "--mmp-batch", "40",
-        "--destination-trips", "80", "--destinations", "4"]
+FAST = ["--no-progress", "--test-fraction", "0.5", "--action-trips", "60", "--action-max-iter", "30",
+        "--mmp-iter", "40", "--mmp-batch", "40", "--destination-trips", "80", "--destinations", "4"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
