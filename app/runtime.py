@@ -8,8 +8,12 @@ the worker (another process) or a change of the trip prior reaches the queries w
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -41,7 +45,10 @@ class Runtime:
         self._unloadable: int | None = None
         self._refresh_lock = threading.Lock()
         self._coords: dict[int, list[list[float]]] = {}
-        self.jobs = JobRunner(settings, self.storage, self.fingerprint, on_tick=self.refresh, on_lead=self._on_lead)
+        # a worker of `uvicorn --workers N` is a multiprocessing child of the supervisor
+        parent = multiprocessing.parent_process()
+        self._supervisor_pid: int | None = parent.pid if parent is not None else None
+        self.jobs = JobRunner(settings, self.storage, self.fingerprint, on_tick=self._tick, on_lead=self._on_lead)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -50,6 +57,20 @@ class Runtime:
         self.jobs.try_lead()
         self.jobs.start()
         self.jobs.wake()
+        # the network, matcher and model are long-lived: move them out of the collector's view,
+        # so the garbage collections that query allocations trigger do not rescan them each time
+        gc.freeze()
+
+    def _tick(self) -> None:
+        """Every ``worker_poll_s``: leave if the supervisor is gone, else pick up model and prior changes."""
+        if self._supervisor_pid is not None and os.getppid() != self._supervisor_pid:
+            # uvicorn's supervisor was killed (e.g. SIGKILL): its workers would otherwise serve on,
+            # holding the port and the jobs lock, with nobody to stop them
+            log.warning("the uvicorn supervisor (pid %d) is gone; shutting down", self._supervisor_pid)
+            self._supervisor_pid = None
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self.refresh()
 
     def _on_lead(self) -> None:
         """This process now runs the jobs: mark jobs orphaned by the previous runner, queue the demo if due."""

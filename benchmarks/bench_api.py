@@ -1,8 +1,8 @@
 """Benchmark the routeirl API: destination-query latency while a training job runs, and ingest throughput.
 
-By default it starts its own server (``python -m uvicorn app.main:app``, as ./scripts/serve
-does) on the embedded default network with a fresh database in a temporary directory,
-waits for the demo model, then:
+By default it starts its own server the way ./scripts/serve does (``python -m uvicorn
+app.main:app --workers 2``) on the embedded default network with a fresh database in a
+temporary directory, waits for the demo model, then:
 
 1. queues training jobs and waits until the worker is fitting;
 2. runs ``--clients`` concurrent clients (asyncio, one keep-alive connection each) sending
@@ -12,14 +12,15 @@ waits for the demo model, then:
 3. posts simulated GPS trips in batches and reports ingest throughput (trips/s, including
    map matching and the durable commit).
 
-Two load models: ``--rate R`` (default 100 requests/s in total) is open loop: requests are
-scheduled at fixed times and latency counts from the scheduled time (no coordinated
-omission); ``--rate 0`` is closed loop: each client sends its next request as soon as the
-previous answer arrives, which measures saturation throughput (and then latency is
-``clients / throughput`` by Little's law).
+Two load models: closed loop (the default, ``--rate 0``): each client sends its next
+request as soon as the previous answer arrives, so 20 clients keep 20 requests in flight
+and latency is ``clients / throughput`` (Little's law): the stricter test. ``--rate R`` is
+open loop: R requests/s in total at Poisson times, latency counted from the scheduled
+time (no coordinated omission).
 
-    .venv/bin/python benchmarks/bench_api.py                 # open loop, 100 req/s, 20 clients
-    .venv/bin/python benchmarks/bench_api.py --rate 0        # closed loop (saturation)
+    .venv/bin/python benchmarks/bench_api.py                 # closed loop, 20 clients, 2 server processes
+    .venv/bin/python benchmarks/bench_api.py --rate 100      # open loop, 100 req/s
+    .venv/bin/python benchmarks/bench_api.py --workers 1     # one server process
     .venv/bin/python benchmarks/bench_api.py --url http://127.0.0.1:8000   # an already running server
 """
 
@@ -70,13 +71,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, log_file: Path, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ROUTEIRL_DATA_DIR": str(data_dir), "ROUTEIRL_LOG_LEVEL": "warning"}
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     for k in ("ROUTEIRL_DATABASE", "ROUTEIRL_NETWORK", "ROUTEIRL_API_KEY"):
         env.pop(k, None)
     cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--no-access-log"]
+           "--workers", str(workers), "--no-access-log"]
     with log_file.open("ab") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -264,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", help="benchmark a running server instead of starting one")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--duration", type=float, default=15.0, help="seconds of destination queries")
-    ap.add_argument("--rate", type=float, default=100.0, help="total requests/s (open loop); 0 = closed loop")
+    ap.add_argument("--rate", type=float, default=0.0, help="total requests/s (open loop); 0 = closed loop (default)")
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("ROUTEIRL_WORKERS", 2)),
+                    help="server processes when the benchmark starts the server (default ROUTEIRL_WORKERS or 2)")
     ap.add_argument("--points", type=int, default=8, help="GPS points per partial trip")
     ap.add_argument("--query-trips", type=int, default=200, help="stored trips to draw partial trips from")
     ap.add_argument("--ingest-trips", type=int, default=200, help="simulated trips to post (0: skip)")
@@ -287,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}"
             log.info("starting a server on %s (fresh database, default network; demo model first)", url)
             t0 = time.monotonic()
-            proc = start_server(Path(tmp.name), port, Path(tmp.name) / "server.log")
+            proc = start_server(Path(tmp.name), port, Path(tmp.name) / "server.log", args.workers)
+            results["server_workers"] = args.workers
             ready = wait_ready(url, 300)
             results["startup_to_ready_s"] = round(time.monotonic() - t0, 1)
         else:

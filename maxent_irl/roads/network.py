@@ -386,15 +386,15 @@ class RoadNetwork:
         off = np.clip(loc / np.maximum(self._line_len[si], 1e-9), 0.0, 1.0) * self.segment_length_m[si]
         order = np.lexsort((off, si, pi))
         pi, si, d, off = pi[order], si[order], d[order], off[order]
-        same_prev = np.r_[False, (pi[1:] == pi[:-1]) & (si[1:] == si[:-1])]
-        same_next = np.r_[same_prev[1:], False]
+        same_prev = np.concatenate(([False], (pi[1:] == pi[:-1]) & (si[1:] == si[:-1])))
+        same_next = np.append(same_prev[1:], False)
         if per_state == "min":
             key_d = np.lexsort((d, si, pi))  # per (point, state) nearest first
-            first = np.r_[True, (pi[key_d][1:] != pi[key_d][:-1]) | (si[key_d][1:] != si[key_d][:-1])]
+            first = np.concatenate(([True], (pi[key_d][1:] != pi[key_d][:-1]) | (si[key_d][1:] != si[key_d][:-1])))
             keep = key_d[first]
         else:
-            d_prev = np.r_[np.inf, d[:-1]]
-            d_next = np.r_[d[1:], np.inf]
+            d_prev = np.concatenate(([np.inf], d[:-1]))
+            d_next = np.append(d[1:], np.inf)
             keep = np.flatnonzero((~same_prev | (d < d_prev)) & (~same_next | (d <= d_next)))
         pi, si, d, off = pi[keep], si[keep], d[keep], off[keep]
         order = np.lexsort((si, d, pi))
@@ -548,6 +548,6 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     """Position of each element within its run of equal values (``groups`` sorted)."""
     if groups.size == 0:
         return groups.copy()
-    starts = np.r_[0, np.flatnonzero(np.diff(groups)) + 1]
-    run_id = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, groups.size]))
+    starts = np.concatenate(([0], np.flatnonzero(groups[1:] != groups[:-1]) + 1))
+    run_id = np.repeat(np.arange(starts.size), np.diff(np.append(starts, groups.size)))
     return np.arange(groups.size) - starts[run_id]

@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(root: Path, data_dir: Path, network: Path, log: Path) -> Iterator[httpx.Client]:
+def server(root: Path, data_dir: Path, network: Path, log: Path, workers: int = 1) -> Iterator[httpx.Client]:
     port = _free_port()
     env = {
         **os.environ,
@@ -45,7 +45,8 @@ def server(root: Path, data_dir: Path, network: Path, log: Path) -> Iterator[htt
         "OPENBLAS_NUM_THREADS": "1",
     }
     env.pop("ROUTEIRL_DATABASE", None)
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -168,3 +169,60 @@ def test_end_to_end(tmp_path: Path, helpers):
         assert ready["ready"] and ready["model_version"] == model_id
         r = c.get("/v1/destinations", params={"coordinates": q, "top": 5})
         assert r.status_code == 200 and r.json()["model_version"] == model_id
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process tables from /proc")
+def test_two_worker_processes(tmp_path: Path, helpers):
+    """``--workers 2`` (what ./scripts/serve runs): the job runs once, in one process; every
+    process serves the new model; killing the supervisor with SIGKILL does not leave orphaned
+    workers serving (they notice and shut down)."""
+    data_dir = tmp_path / "data"
+    log = tmp_path / "server.log"
+    trips = _simulated_trips(helpers, tmp_path / "client", 40)
+    auth = {"X-API-Key": KEY}
+    with server(helpers.ROOT, data_dir, helpers.MONACO, log, workers=2) as c:
+        base = str(c.base_url)
+        deadline = time.monotonic() + 60
+        while len(workers := _children(c.proc.pid)) < 2:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, workers
+            time.sleep(0.2)
+        assert c.post("/v1/trajectories", json={"trips": trips}, headers=auth).status_code == 201
+        job_id = c.post("/v1/models", json={"heldout_fraction": 0.2}, headers=auth).json()["id"]
+        deadline = time.monotonic() + 120
+        while (job := c.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+        assert c.get("/v1/jobs").json()["total"] == 1  # queued once, run once
+        time.sleep(1.0)  # every process refreshes within ROUTEIRL_WORKER_POLL_S (0.2 s)
+        q = ";".join(f"{x},{y}" for x, y in trips[0]["points"][:5])
+        for _ in range(12):  # fresh connections land on either process
+            r = httpx.get(f"{base}/v1/destinations", params={"coordinates": q}, headers={"connection": "close"})
+            assert r.status_code == 200 and r.json()["model_version"] == job["model_id"], r.text
+        c.proc.kill()  # type: ignore[attr-defined]  # SIGKILL the supervisor only
+        c.proc.wait()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in workers):
+            assert time.monotonic() < deadline, f"orphaned workers {workers} still running"
+            time.sleep(0.2)
