@@ -121,4 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m app.cli``, this file is ``__main__``, and extension modules register their
+    # commands in the importable ``app.cli``, a different module object: dispatch through that one.
+    from app.cli import main as _main
+
+    sys.exit(_main())

@@ -174,3 +174,13 @@ def test_information_matrix_is_the_path_feature_covariance() -> None:
     assert used.sum() >= 5
     np.testing.assert_allclose(np.diag(info)[used], np.diag(cov)[used], rtol=0.1)
     np.testing.assert_allclose(info[np.ix_(used, used)], cov[np.ix_(used, used)], atol=0.1 * np.diag(cov).max())
+
+
+def test_evaluate_command_is_registered_whichever_way_the_cli_runs() -> None:
+    """``python -m app.cli evaluate`` loads the command as the installed ``routeirl`` script does."""
+    import subprocess
+
+    for argv in (["-m", "app.cli", "evaluate", "--help"], ["-m", "app.evaluate", "--help"]):
+        out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "--simulate" in out.stdout and "--action-warm-trips" in out.stdout
