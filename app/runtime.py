@@ -82,6 +82,7 @@ class Runtime:
     def stop(self) -> None:
         self.jobs.stop()
         self.storage.close()
+        gc.unfreeze()  # let cyclic garbage of this runtime be collected (tests start many in one process)
 
     def _maybe_queue_demo(self) -> None:
         if not self.settings.demo_enabled or self.storage.active_model_id(self.fingerprint) is not None:
