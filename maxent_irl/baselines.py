@@ -63,9 +63,15 @@ class ShortestPathBaseline:
         return shortest_path(self.mdp_, self.costs_, origin, destination)
 
 
-#: Destinations per batched Dijkstra call: one C call instead of one per destination, with
-#: ``(block, n_transitions)`` work arrays that stay a few MB on city networks.
+#: Most destinations per batched Dijkstra call: one C call instead of one per destination.
 _DEST_BLOCK = 64
+#: Budget for the ~12 ``(block, n_transitions)`` float work arrays of one block.
+_BLOCK_BYTES = 64 << 20
+
+
+def _block_size(n_transitions: int) -> int:
+    """Destinations per block: up to :data:`_DEST_BLOCK`, fewer on big networks to stay in budget."""
+    return int(max(1, min(_DEST_BLOCK, _BLOCK_BYTES // (12 * 8 * max(n_transitions, 1)))))
 
 
 def _hard_values(mdp: RouteMDP, cost: np.ndarray, destinations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +93,9 @@ def _local_log_policy(mdp: RouteMDP, reward: np.ndarray, dist: np.ndarray, alpha
     shift = np.where(np.isfinite(qmax), qmax, 0.0)[flat].reshape(D, -1)
     ex = np.exp(q - shift)  # 0 where q = -inf
     tot = np.bincount(flat, ex.ravel(), minlength=D * n)[flat].reshape(D, -1)
-    with np.errstate(divide="ignore"):
-        return q - shift - np.log(tot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # tot = 0: every action leads where d cannot be reached; -inf, not -inf + inf = NaN
+        return np.where(tot > 0, q - shift - np.log(tot), -np.inf)
 
 
 def _subtree_sums(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -156,8 +163,9 @@ class ActionBasedModel:
         used = np.concatenate(trips.path_transitions) if lens.sum() else np.zeros(0, dtype=np.int64)
         counts = sp.csr_matrix((np.ones(used.size), (np.repeat(dest_row, lens), used)), shape=(dests.size, T))
         ll, weight = 0.0, np.zeros(T)
-        for b in range(0, dests.size, _DEST_BLOCK):
-            block = dests[b: b + _DEST_BLOCK]
+        step = _block_size(T)
+        for b in range(0, dests.size, step):
+            block = dests[b: b + step]
             D = block.size
             dist, pred = _hard_values(mdp, -r, block)
             logp = _local_log_policy(mdp, r, dist, self.alpha)
@@ -214,8 +222,9 @@ class ActionBasedModel:
         trips = make_trip_set(mdp, paths)
         out = np.empty(trips.n_trips)
         dests = np.unique(trips.destinations)
-        for b in range(0, dests.size, _DEST_BLOCK):
-            block = dests[b: b + _DEST_BLOCK]
+        step = _block_size(mdp.n_transitions)
+        for b in range(0, dests.size, step):
+            block = dests[b: b + step]
             logp = self._log_policy(mdp, self.theta_, block)
             for row, d in enumerate(block.tolist()):
                 for i in np.flatnonzero(trips.destinations == d):

@@ -259,8 +259,8 @@ class MapMatcher:
         known, and a second query fetches exactly that radius if it is larger. That spares
         the geometry of the (250 m / radius)^2 times more segment pieces a full prefetch
         would touch: short query traces with ordinary GPS noise match about twice as fast.
-        Local minima along a segment (``per_state="local"``) are then found among the
-        pieces within the radius, which is what the matcher keeps anyway.
+        The candidates are exactly those a 250 m query gives within the radius, hairpin
+        arms included (``RoadNetwork.candidates`` does not depend on the radius asked for).
         """
         net = self.net
         if self.search_radius_m is not None or prefetch <= _MIN_RADIUS_M:

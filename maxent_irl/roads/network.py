@@ -385,8 +385,13 @@ class RoadNetwork:
         loc = self._chunk_start[ci] + shapely.line_locate_point(self._chunk_lines[ci], pts[pi])
         off = np.clip(loc / np.maximum(self._line_len[si], 1e-9), 0.0, 1.0) * self.segment_length_m[si]
         order = np.lexsort((off, si, pi))
-        pi, si, d, off = pi[order], si[order], d[order], off[order]
-        same_prev = np.concatenate(([False], (pi[1:] == pi[:-1]) & (si[1:] == si[:-1])))
+        pi, si, d, off, ci = pi[order], si[order], d[order], off[order], ci[order]
+        # neighbours along a state are adjacent pieces; a piece missing between two (farther than
+        # the radius, e.g. the bend of a hairpin) separates them, so the result does not depend
+        # on how large a radius was asked for
+        same_prev = np.concatenate(
+            ([False], (pi[1:] == pi[:-1]) & (si[1:] == si[:-1]) & (np.abs(ci[1:] - ci[:-1]) == 1))
+        )
         same_next = np.append(same_prev[1:], False)
         if per_state == "min":
             key_d = np.lexsort((d, si, pi))  # per (point, state) nearest first

@@ -115,3 +115,25 @@ def test_subtree_sums_match_a_walk_up_the_forest() -> None:
             expected[j] += values[i]
             j = parent[j]
     np.testing.assert_allclose(_subtree_sums(values, parent), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_action_model_with_a_dead_end_branch() -> None:
+    """A branch from which the destination cannot be reached gets probability 0, and the
+    gradient stays finite (no -inf + inf from states whose every action is hopeless)."""
+    edges = [(0, 1), (1, 2), (0, 3), (3, 4), (1, 0)]
+    src, dst = np.array(edges).T
+    feats = np.array([[1.0, 0.2], [1.2, 0.1], [0.7, 0.3], [0.5, 0.5], [0.9, 0.4]])
+    mdp = RouteMDP(5, src, dst, feats, ["a", "b"])
+    paths = [np.array([0, 1, 2]), np.array([0, 1, 0, 1, 2])]
+    theta = np.array([-1.3, -0.4])
+    model = ActionBasedModel()
+    trips = make_trip_set(mdp, paths)
+    ll, grad = model._ll_grad(mdp, trips, theta)
+    assert ll == pytest.approx(_reference_log_likelihood(mdp, theta, paths), rel=1e-12)
+    assert np.all(np.isfinite(grad))
+    h = 1e-6
+    fd = [(model._ll_grad(mdp, trips, theta + h * e)[0] - model._ll_grad(mdp, trips, theta - h * e)[0]) / (2 * h)
+          for e in np.eye(2)]
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    fitted = ActionBasedModel(max_iter=50).fit(mdp, paths)
+    assert np.all(np.isfinite(fitted.theta_))

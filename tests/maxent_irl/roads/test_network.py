@@ -122,6 +122,23 @@ def test_nearest_states_vectorized(monaco: RoadNetwork) -> None:
         monaco.nearest_states(np.nan, 43.7)
 
 
+@pytest.mark.parametrize("net_name", ["monaco", "andorra"])
+def test_candidates_do_not_depend_on_the_radius_asked_for(net_name: str, request: pytest.FixtureRequest) -> None:
+    """Candidates within 50 m are those within 250 m that lie within 50 m, local minima included:
+    the map matcher asks for the smaller radius first and must get the same candidates."""
+    net = request.getfixturevalue(net_name)
+    rng = np.random.default_rng(5)
+    mids = net.projection.forward(np.asarray(net.segment_midpoints)[rng.integers(0, net.n_states, 400)])
+    xy = mids + rng.normal(scale=30.0, size=mids.shape)
+    for mode in ("local", "min"):
+        small = net.candidates(xy, 50.0, per_state=mode)
+        big = net.candidates(xy, 250.0, per_state=mode)
+        near = big[2] <= 50.0
+        assert small[0].size > 400
+        for got, want in zip(small, big, strict=True):
+            np.testing.assert_array_equal(got, want[near])
+
+
 def test_fingerprint_is_stable_and_npz_round_trips(tmp_path: Path, monaco: RoadNetwork) -> None:
     again = RoadNetwork.load(MONACO_OSM, name="other name")
     assert again.fingerprint == monaco.fingerprint  # content hash, the name is not part of it
