@@ -371,8 +371,9 @@ def fit_action_model(
     the comparison measures nothing. With more than ``warm_trips`` trips it is first fitted
     on a seeded subsample of ``warm_trips`` and then refined on all of them: each likelihood
     evaluation costs a Dijkstra per distinct destination, and the subsample gets most of the
-    way there in fewer of them. The result is still the maximum-likelihood fit on all its
-    trips (the optimizer runs to convergence there), only reached from a better start.
+    way there in fewer of them. The optimizer then runs to convergence on all the trips.
+    The likelihood is not concave, so this is a local maximum near the subsample's, which
+    need not be the one a cold start would find.
     """
     from maxent_irl.baselines import ActionBasedModel
 
@@ -389,14 +390,15 @@ def fit_action_model(
                 bar.update(1)
                 return out
 
-        theta0, n_iter = None, 0
+        theta0, n_iter, warm_used = None, 0, 0
         if 0 < warm_trips < len(paths):
             keep = np.sort(rng.choice(len(paths), warm_trips, replace=False))
             warm = _Tracked(max_iter=max_iter).fit(mdp, [paths[i] for i in keep])
-            theta0, n_iter = warm.theta_, warm.n_iter_
+            theta0, n_iter, warm_used = warm.theta_, warm.n_iter_, warm_trips
             log.info("action-based model: warm start from %d trips (%d iterations)", warm_trips, n_iter)
         model = _Tracked(max_iter=max_iter, theta0=theta0).fit(mdp, paths)
     model.n_iter_ += n_iter
+    model.warm_start_trips_ = warm_used
     return model, len(paths)
 
 
@@ -830,7 +832,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
                      "message": maxent.message_, "train_log_likelihood": maxent.log_likelihood_},
             ACTION: {"theta": np.asarray(action.theta_).tolist(), "n_iter": action.n_iter_, "n_train_trips": n_action,
                      "max_iter": cfg.action_max_iter, "message": action.message_,
-                     "warm_trips": cfg.action_warm_trips},
+                     "warm_trips": action.warm_start_trips_},
             **({MMP: {"w": mmp.w_.tolist(), "lambda": mmp.lam_, "validation_matching": mmp.validation_,
                       "n_iter": cfg.mmp_iter, "batch": cfg.mmp_batch}} if mmp is not None else {}),
         },
@@ -954,14 +956,16 @@ def render_report(m: dict[str, Any], out: Path) -> str:
     models = m["models"]
     n_act = models[ACTION]["n_train_trips"]
     action_trips = f"all {n_act}" if n_act == d["n_train"] else f"a seeded subsample of {n_act}"
+    converged = " to convergence" if "CONVERGENCE" in str(models[ACTION].get("message", "")) else ""
     lines += ["## Models and run", "",
               f"- MaxEnt: unregularized maximum likelihood, {models[MAXENT]['n_iter']} L-BFGS iterations "
               f"({models[MAXENT]['message']}).",
               "- Time-based: shortest path with travel time (entered segment length / its speed) as the cost.",
               f"- Action: locally normalized model P(a|s) ∝ exp(Q*(s,a)), fitted on {action_trips} "
-              f"training trips to convergence ({models[ACTION]['n_iter']} L-BFGS iterations in all, "
-              f"{models[ACTION]['message']}), from its default start, independent of MaxEnt (warm-started "
-              f"on a subsample of {models[ACTION]['warm_trips']} when there are more); "
+              f"training trips{converged} ({models[ACTION]['n_iter']} L-BFGS iterations in all, "
+              f"{models[ACTION]['message']}), from its default start, independent of MaxEnt"
+              + (f" (first fitted on a subsample of {models[ACTION]['warm_trips']} of them)"
+                 if models[ACTION]["warm_trips"] else "") + "; "
               "Action (costs): the shortest path under its learned costs."]
     if MMP in models:
         mm = models[MMP]

@@ -21,13 +21,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from app.settings import Settings
 from app.storage import FAILED, INTERRUPTED, JobRecord, Storage
 
-__all__ = ["JobRunner", "JobsLock"]
+__all__ = ["JobRunner", "JobsLock", "stop_orphaned_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,42 @@ class JobsLock:
             self._fd = None
 
 
+def stop_orphaned_worker(pid: int | None, job_id: int, timeout_s: float = 10.0) -> bool:
+    """Stop the training worker of ``job_id`` if it still runs (its API process died); whether one ran.
+
+    Only a live process whose command line is that job's worker is signalled, so a pid
+    reused by an unrelated process after a reboot is left alone (needs ``/proc``).
+    """
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    job_arg = [i for i, a in enumerate(cmdline[:-1]) if a == b"--job" and cmdline[i + 1] == str(job_id).encode()]
+    if b"app.worker" not in cmdline or not job_arg:
+        return False
+    log.warning("stopping the orphaned worker (pid %d) of job %d", pid, job_id)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+                return True
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class JobRunner:
     """Starts and watches the training worker process; at most one runs at a time.
 
@@ -84,6 +121,7 @@ class JobRunner:
         self.on_tick = on_tick
         self.on_lead = on_lead
         self.lock = JobsLock(Path(f"{settings.database_path}.jobs.lock"))
+        self._retired = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._job_id: int | None = None
         self._wake = threading.Event()
@@ -96,12 +134,20 @@ class JobRunner:
         """Take the jobs lock if it is free (running ``on_lead`` then); whether this process runs jobs."""
         if self.lock.held:
             return True
-        if not self.lock.try_acquire():
+        if self._retired or not self.lock.try_acquire():
             return False
         log.info("this process (pid %d) runs the training jobs", os.getpid())
         if self.on_lead is not None:
-            self.on_lead()
+            try:
+                self.on_lead()
+            except BaseException:
+                self.lock.release()  # try again at the next tick, on_lead included
+                raise
         return True
+
+    def retire(self) -> None:
+        """Never lead again (this process is shutting down): another process should take the jobs over."""
+        self._retired = True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="routeirl-jobs", daemon=True)
@@ -147,14 +193,14 @@ class JobRunner:
             self._wake.clear()
 
     def tick(self) -> None:
+        if self.on_tick is not None:
+            self.on_tick()  # first: it may retire this runner (shutdown)
         with self._lock:
             self._reap()
             if self._proc is None and not self._stop.is_set() and self.try_lead():
                 job = self.storage.next_queued_job()
                 if job is not None:
                     self._launch(job)
-        if self.on_tick is not None:
-            self.on_tick()
 
     def _reap(self) -> None:
         if self._proc is None:

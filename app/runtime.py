@@ -16,13 +16,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from app.jobs import JobRunner
+from app.jobs import JobRunner, stop_orphaned_worker
 from app.network import load_network, network_label
 from app.predictor import Candidates, Predictor
 from app.settings import Settings
-from app.storage import Storage
+from app.storage import RUNNING, Storage
 
 __all__ = ["Runtime"]
 
@@ -53,6 +54,7 @@ class Runtime:
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Load the active model, and start the job runner (leading it at once if no other process does)."""
+        self._retire_on_exit_signals()
         self.refresh()
         self.jobs.try_lead()
         self.jobs.start()
@@ -61,6 +63,25 @@ class Runtime:
         # so the garbage collections that query allocations trigger do not rescan them each time
         gc.freeze()
 
+    def _retire_on_exit_signals(self) -> None:
+        """On SIGTERM/SIGINT stop leading jobs at once, then let the server's own handler shut down.
+
+        Otherwise, while connections drain, this process could take over the jobs lock that a
+        stopping sibling released and start a job only to interrupt it moments later.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread can set handlers (e.g. not under a test client)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(signum: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
+                self.jobs.retire()
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+
     def _tick(self) -> None:
         """Every ``worker_poll_s``: leave if the supervisor is gone, else pick up model and prior changes."""
         if self._supervisor_pid is not None and os.getppid() != self._supervisor_pid:
@@ -68,12 +89,20 @@ class Runtime:
             # holding the port and the jobs lock, with nobody to stop them
             log.warning("the uvicorn supervisor (pid %d) is gone; shutting down", self._supervisor_pid)
             self._supervisor_pid = None
+            self.jobs.retire()
             os.kill(os.getpid(), signal.SIGTERM)
             return
         self.refresh()
 
     def _on_lead(self) -> None:
-        """This process now runs the jobs: mark jobs orphaned by the previous runner, queue the demo if due."""
+        """This process now runs the jobs: mark jobs orphaned by the previous runner, queue the demo if due.
+
+        A worker whose API process died may still be running (it notices only at its next
+        progress write): it is stopped first, so two trainings never share the CPU.
+        """
+        for job in self.storage.unfinished_jobs():
+            if job.status == RUNNING:
+                stop_orphaned_worker(job.pid, job.id)
         orphaned = self.storage.interrupt_running_jobs("interrupted: the service restarted while the job ran")
         if orphaned:
             log.warning("marked jobs %s as interrupted (they were running when the service stopped)", orphaned)

@@ -172,14 +172,15 @@ def test_end_to_end(tmp_path: Path, helpers):
 
 
 def _children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc)."""
+    """Live uvicorn worker processes of supervisor ``pid`` (from /proc; not multiprocessing's resource tracker)."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
             out.append(int(stat.parent.name))
     return out
 

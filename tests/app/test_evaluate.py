@@ -24,7 +24,8 @@ from app import evaluate as ev  # noqa: E402
 from app.cli import main  # noqa: E402
 
 MONACO = ROOT / "data" / "monaco_drive.osm.bz2"
-FAST = ["--no-progress", "--test-fraction", "0.5", "--action-trips", "60", "--action-max-iter", "30",
+FAST = ["--no-progress", "--test-fraction", "0.5", "--action-trips", "60", "--action-warm-trips", "30",
+        "--action-max-iter", "30",
         "--mmp-iter", "40", "--mmp-batch", "40", "--destination-trips", "80", "--destinations", "4"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -52,6 +53,9 @@ def test_report_files(report: tuple[Path, dict, str]) -> None:
     assert row in text
     assert metrics["data"]["n_train"] + metrics["data"]["n_test"] == metrics["data"]["n_trips"] == 260
     assert metrics["data"]["n_test"] == 130
+    action = metrics["models"][ev.ACTION]
+    assert action["n_train_trips"] == 60 and action["warm_trips"] == 30  # warm start, then all 60
+    assert "first fitted on a subsample of 30" in text
 
 
 def test_table1_numbers(report: tuple[Path, dict, str]) -> None:

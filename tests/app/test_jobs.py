@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_list_jobs(client):
     page = client.get("/v1/jobs").json()
@@ -51,3 +53,61 @@ def test_only_one_runner_leads_and_another_takes_over(tmp_path, helpers):
         first.stop()
         second.stop()
         storage.close()
+
+
+def test_a_retired_runner_never_leads_and_a_failed_takeover_is_retried(tmp_path, helpers):
+    from app.jobs import JobRunner
+    from app.storage import Storage
+
+    settings = helpers.make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = Storage(settings.database_path)
+    calls: list[int] = []
+
+    def flaky_on_lead() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+
+    runner = JobRunner(settings, storage, "net", on_lead=flaky_on_lead)
+    retired = JobRunner(settings, storage, "net")
+    try:
+        retired.retire()  # shutting down: must not take the lock even when it is free
+        assert not retired.try_lead() and not retired.lock.held
+        with pytest.raises(RuntimeError, match="locked"):
+            runner.try_lead()
+        assert not runner.lock.held  # released, so the takeover is tried again
+        assert runner.try_lead() and runner.lock.held and len(calls) == 2
+    finally:
+        runner.stop()
+        retired.stop()
+        storage.close()
+
+
+def test_stop_orphaned_worker_only_signals_that_jobs_worker(tmp_path):
+    """A new jobs leader stops a worker left by a dead API process, but never an unrelated process
+    that happens to have the recorded pid."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from app.jobs import stop_orphaned_worker
+
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "app.worker", "--job", "7"])
+    try:
+        deadline = time.monotonic() + 10
+        while b"app.worker" not in Path(f"/proc/{fake.pid}/cmdline").read_bytes():  # until it has exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not stop_orphaned_worker(fake.pid, 8)  # another job's worker: left alone
+        assert fake.poll() is None
+        assert not stop_orphaned_worker(os.getpid(), 7)  # not a worker at all
+        assert not stop_orphaned_worker(None, 7)
+        assert stop_orphaned_worker(fake.pid, 7)
+        assert fake.wait(10) != 0
+    finally:
+        if fake.poll() is None:
+            fake.kill()
+            fake.wait()
