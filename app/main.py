@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return (None, None) if rt is None else rt.header_values()
 
     # Added last = outermost: the body limit applies before anything parses the body.
-    app.add_middleware(ModelHeadersMiddleware, current=current)
+    app.add_middleware(ModelHeadersMiddleware, current=current, keepalive_requests=settings.keepalive_requests)
     app.add_middleware(BodyLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
     return app
 

@@ -7,6 +7,7 @@ request, which shows in the destination-query latency budget.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -93,11 +94,22 @@ class ModelHeadersMiddleware:
 
     The values are the ones an endpoint used (it records them in ``request.state``), or
     else the ones active at the time of the response.
+
+    It also ends keep-alive connections now and then: with ``keepalive_requests`` = N > 0,
+    a response carries ``Connection: close`` with probability 1/N, so a connection serves
+    about N requests (nginx's ``keepalive_requests`` does the same with a count). The API
+    processes share one listening socket, and a client's connection stays with the process
+    that accepted it; without this, a few busy long-lived connections can all sit on one
+    process while another idles. Reconnecting lets the least busy process, the one waiting
+    in ``accept``, pick them up.
     """
 
-    def __init__(self, app: ASGIApp, current: Callable[[], tuple[int | None, str | None]]) -> None:
+    def __init__(
+        self, app: ASGIApp, current: Callable[[], tuple[int | None, str | None]], keepalive_requests: int = 0
+    ) -> None:
         self.app = app
         self.current = current
+        self.close_probability = 1.0 / keepalive_requests if keepalive_requests > 0 else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,6 +126,8 @@ class ModelHeadersMiddleware:
                 headers.append((b"x-routeirl-model-version", b"none" if version is None else str(version).encode()))
                 if network:
                     headers.append((b"x-routeirl-network", network.encode()))
+                if self.close_probability and random.random() < self.close_probability:
+                    headers.append((b"connection", b"close"))
                 message["headers"] = headers
             await send(message)
 

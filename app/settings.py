@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         None, description="If set, write endpoints (POST/PUT/DELETE that change state) need it in X-API-Key."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
+    keepalive_requests: int = Field(
+        100,
+        ge=0,
+        description="About how many requests a keep-alive connection serves before the response says "
+        "'Connection: close' (random, probability 1/N; 0 = never), so clients reconnect and spread over "
+        "the API processes.",
+    )
     workers: int = Field(
         2,
         ge=1,

@@ -5,7 +5,8 @@ app.main:app --workers 2``) on the embedded default network with a fresh databas
 temporary directory, waits for the demo model, then:
 
 1. queues training jobs and waits until the worker is fitting;
-2. runs ``--clients`` concurrent clients (asyncio, one keep-alive connection each) sending
+2. runs ``--clients`` concurrent clients (asyncio, one keep-alive connection each, reopened
+   when the server answers ``Connection: close``, see ``ROUTEIRL_KEEPALIVE_REQUESTS``) sending
    ``GET /v1/destinations`` with partial trips (the first ``--points`` GPS points of stored
    trips) for ``--duration`` seconds, and reports p50/p90/p99 latency; the job's status is
    sampled throughout, so the report says whether training really ran meanwhile;
@@ -102,6 +103,7 @@ async def _client(host: str, port: int, paths: list[str], schedule: list[float] 
     reader, writer = await asyncio.open_connection(host, port)
     i = 0
     loop = asyncio.get_running_loop()
+    reconnect = False
     try:
         while True:
             if schedule is not None:
@@ -116,6 +118,10 @@ async def _client(host: str, port: int, paths: list[str], schedule: list[float] 
                 if start >= stop_at:
                     break
             path = paths[rng.randrange(len(paths))]
+            if reconnect:  # the server ended the keep-alive connection: a real client reconnects (timed)
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                reconnect = False
             writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             await writer.drain()
             status_line = await reader.readline()
@@ -125,8 +131,11 @@ async def _client(host: str, port: int, paths: list[str], schedule: list[float] 
                 if line in (b"\r\n", b""):
                     break
                 name, _, value = line.decode("latin-1").partition(":")
-                if name.strip().lower() == "content-length":
+                key = name.strip().lower()
+                if key == "content-length":
                     length = int(value.strip())
+                elif key == "connection" and "close" in value.lower():
+                    reconnect = True
             await reader.readexactly(length)
             latencies.append(loop.time() - start)
             status = int(status_line.split()[1]) if status_line else 0
