@@ -21,7 +21,7 @@ from scipy.sparse import csgraph
 
 from maxent_irl.exceptions import InvalidParameterError, NotFittedError
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.objective import make_trip_set
+from maxent_irl.objective import feature_rms, make_trip_set
 from maxent_irl.soft_values import shortest_path as _shortest_path
 
 __all__ = ["ActionBasedModel", "ShortestPathBaseline", "shortest_path"]
@@ -194,11 +194,7 @@ class ActionBasedModel:
         x0 = -np.ones(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)
         scale = 1.0 / trips.n_trips
 
-        # L-BFGS works on u = theta * s, s the RMS of each feature over the observed transitions
-        # (as MaxEntIRL does): km and turn counts then weigh alike. Same optimum, fewer iterations.
-        used = trips.transition_counts > 0
-        rms = np.sqrt(trips.transition_counts[used] @ mdp.features[used] ** 2 / max(trips.transition_counts.sum(), 1))
-        feature_scale = np.where(rms > 0, rms, 1.0)
+        feature_scale = feature_rms(mdp, trips)  # L-BFGS works on u = theta * feature_scale, as MaxEntIRL
 
         def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
             theta = u / feature_scale

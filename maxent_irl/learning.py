@@ -19,7 +19,7 @@ from maxent_irl.exceptions import (
 from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
 from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set
+from maxent_irl.objective import TripSet, feature_rms, log_likelihood_and_gradient, make_trip_set
 from maxent_irl.soft_values import global_system, transition_log_weights
 
 __all__ = ["FitProgress", "MaxEntIRL"]
@@ -98,11 +98,8 @@ class MaxEntIRL:
         theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering)
 
         scale = 1.0 / trips.n_trips
-        # L-BFGS works on u = theta * s, with s the RMS of each feature over the observed
-        # transitions: km and counts then weigh alike, which saves many iterations.
-        used = trips.transition_counts > 0
-        rms = np.sqrt(trips.transition_counts[used] @ mdp.features[used] ** 2 / trips.transition_counts[used].sum())
-        self.feature_scale_ = np.where(rms > 0, rms, 1.0)
+        # L-BFGS works on u = theta * s (see feature_rms)
+        self.feature_scale_ = feature_rms(mdp, trips)
         best = {"f": np.inf}
         last_eval: list = []  # (x, log-likelihood, |grad|) of the latest evaluation, for the progress callback
         start = time.perf_counter()
