@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FRACTIONS",
     "EvalConfig",
+    "EvaluationError",
     "MaxMarginPlanning",
     "destination_regions",
     "information_matrix",
@@ -59,6 +60,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("app.evaluate")
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot run on what it was given (bad flag, too few trips, diverging drivers...)."""
+
 
 #: Fractions of a trip's distance observed before predicting its destination (Fig. 5).
 FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -78,7 +84,7 @@ class EvalConfig:
     noise_m: float = 10.0
     map_match: bool = False
     od: str = "random"
-    temperature: float = 1.0
+    temperature: float = 3.0
     out: str | None = None
     test_fraction: float = 0.2
     destinations: int = 5
@@ -150,14 +156,14 @@ def read_database_paths(database: str | Path, fingerprint: str) -> list[list[int
     """
     path = Path(database).expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"no database at {path}")
+        raise EvaluationError(f"no database at {path}")
     con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
         rows = con.execute("SELECT path FROM trips WHERE network = ? ORDER BY id", (fingerprint,)).fetchall()
         if not rows:
             others = con.execute("SELECT network, COUNT(*) FROM trips GROUP BY network").fetchall()
             known = ", ".join(f"{n} ({c} trips)" for n, c in others) or "none"
-            raise ValueError(
+            raise EvaluationError(
                 f"{path} holds no trips for network {fingerprint}; networks with trips: {known}. "
                 "Pass --network with the network the service used."
             )
@@ -169,9 +175,9 @@ def read_database_paths(database: str | Path, fingerprint: str) -> list[list[int
 def split_train_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random split ``(train, test)`` of ``n`` trips; both sides keep at least one trip."""
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test fraction must be in (0, 1), got {test_fraction}")
+        raise EvaluationError(f"test fraction must be in (0, 1), got {test_fraction}")
     if n < 2:
-        raise ValueError(f"need at least 2 trips to split, got {n}")
+        raise EvaluationError(f"need at least 2 trips to split, got {n}")
     order = np.random.default_rng(seed).permutation(n)
     n_test = min(max(1, round(test_fraction * n)), n - 1)
     return np.sort(order[n_test:]), np.sort(order[:n_test])
@@ -299,7 +305,7 @@ class MaxMarginPlanning:
         else:
             w[:] = 1.0
         if (features @ w).min() < self.eps:
-            raise ValueError("max margin planning: found no feature weights that make every cost positive")
+            raise EvaluationError("max margin planning: found no feature weights that make every cost positive")
         return w
 
     def _project(self, w: np.ndarray) -> np.ndarray:
@@ -479,6 +485,23 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"diff": float(d.mean()), "ci95_low": float(d.mean() - half), "ci95_high": float(d.mean() + half)}
 
 
+def _ceiling(per_trip: dict[str, dict[str, np.ndarray]], baselines: Sequence[str]) -> dict[str, Any]:
+    """Which baselines the true model itself does not beat, per route-matching metric.
+
+    The most likely path is not the prediction that maximizes expected matched distance (a bundle of
+    similar, individually less likely routes can carry more probability than the single best one), so
+    a biased model can match held-out routes as well as the true θ, or better. Where the true θ's
+    own most likely path is not significantly ahead of a baseline (paired 95 % interval of
+    ``true - baseline`` reaching 0 or below), no estimate of θ can beat that baseline on this data:
+    a tie there says nothing about how well θ was fitted.
+    """
+    differences = {b: {m: paired_difference(per_trip[ORACLE][m], per_trip[b][m]) for m in ("match", "match90")}
+                   for b in baselines}
+    at_ceiling = {metric: [b for b in baselines if differences[b][key]["ci95_low"] <= 0]
+                  for metric, key in (("matching", "match"), ("match90", "match90"))}
+    return {"differences": differences, "at_ceiling": at_ceiling}
+
+
 # --------------------------------------------------------------------------- theta recovery
 def theta_recovery(
     names: Sequence[str], fitted: np.ndarray, cov: np.ndarray, true: np.ndarray | None,
@@ -561,7 +584,7 @@ def destination_regions(xy: np.ndarray, k: int, seed: int) -> np.ndarray:
 
     k = min(k, len(np.unique(xy, axis=0)))
     if k < 2:
-        raise ValueError("destination prediction needs at least 2 distinct training destinations")
+        raise EvaluationError("destination prediction needs at least 2 distinct training destinations")
     centres, labels = kmeans2(xy.astype(float), k, minit="++", seed=np.random.default_rng(seed))
     return centres[np.unique(labels)]
 
@@ -673,7 +696,9 @@ def _load_network(cfg: EvalConfig) -> RoadNetwork:
 
     if cfg.network is None:
         return RoadNetwork.default()
-    return RoadNetwork.load(cfg.network)
+    if not Path(cfg.network).expanduser().is_file():
+        raise EvaluationError(f"no network file at {cfg.network}")
+    return RoadNetwork.load(Path(cfg.network).expanduser())
 
 
 def _get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple[list, np.ndarray | None]:
@@ -682,15 +707,22 @@ def _get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple
         paths = read_database_paths(cfg.database, net.fingerprint)
         info.update(source="database", database=str(cfg.database))
         return paths, None
+    from maxent_irl.exceptions import PartitionFunctionDivergedError
     from maxent_irl.roads import default_true_theta, simulate_trips
 
     if not cfg.temperature > 0:
-        raise ValueError(f"temperature must be positive, got {cfg.temperature}")
+        raise EvaluationError(f"temperature must be positive, got {cfg.temperature}")
     # drivers with temperature T choose routes with probability ∝ exp(theta . f / T): in the units of the
     # fitted model (alpha = 1) the true weights are theta / T
     theta = default_true_theta(net.feature_names) / cfg.temperature
     extra = {"n_clusters": cfg.destinations} if cfg.od == "clustered" else {}
-    sims = simulate_trips(net, theta, n_trips=cfg.simulate, seed=cfg.seed, noise_m=cfg.noise_m, od=cfg.od, **extra)
+    try:
+        sims = simulate_trips(net, theta, n_trips=cfg.simulate, seed=cfg.seed, noise_m=cfg.noise_m, od=cfg.od,
+                              **extra)
+    except PartitionFunctionDivergedError as exc:
+        raise EvaluationError(f"drivers at temperature {cfg.temperature:g} do not converge on {net.name}: the sum "
+                              f"over routes is infinite (long detours are not penalized enough); use a lower "
+                              f"--temperature ({exc})") from exc
     info.update(source="simulated", od=cfg.od, temperature=cfg.temperature, noise_m=cfg.noise_m,
                 map_matched=cfg.map_match)
     if not cfg.map_match:
@@ -721,7 +753,6 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     out = Path(cfg.out) if cfg.out else Path("reports") / datetime.now().strftime("evaluate-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(cfg.seed).spawn(4)]
 
     with timed(timings, "network"):
@@ -733,6 +764,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raw, true_theta = _get_trips(cfg, net, data)
         paths, dropped = usable_paths(mdp, raw)
     train_idx, test_idx = split_train_test(len(paths), cfg.test_fraction, seeds[0])
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to evaluate
     train, test = [paths[i] for i in train_idx], [paths[i] for i in test_idx]
     data.update(n_trips=len(paths), n_dropped=dropped, n_train=len(train), n_test=len(test),
                 test_fraction=cfg.test_fraction, mean_segments=float(np.mean([p.size for p in paths])),
@@ -787,6 +819,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         metric: all(table1[MAXENT][metric] > table1[b][metric] for b in baselines if table1[b][metric] is not None)
         for metric in ("matching", "match90", "log_prob")
     }
+    ceiling = _ceiling(per_trip, baselines) if ORACLE in per_trip else None
 
     # -- theta recovery (Fig. 3)
     present = np.any(mdp.features != 0, axis=0)
@@ -817,12 +850,14 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         "maxent_beats_every_baseline": beats,
         "theta_within_tolerance_on_exercised": recovery.get("all_exercised_within_tolerance"),
         "destination_accuracy_rises": dest["rises"],
+        "baselines_at_true_theta_ceiling": None if ceiling is None else ceiling["at_ceiling"],
     }
     metrics = {
         "config": asdict(cfg),
         "data": data,
         "table1": table1,
         "paired_differences_maxent_minus": comparisons,
+        "paired_differences_true_theta_minus": None if ceiling is None else ceiling["differences"],
         "checks": checks,
         "theta": recovery,
         "seconds": seconds,
@@ -938,19 +973,12 @@ def render_report(m: dict[str, Any], out: Path) -> str:
         "| Baseline | Matching | 90% Match | Log Prob |", "|---|---:|---:|---:|",
     ]
     for b, comp in m["paired_differences_maxent_minus"].items():
-        cells = []
-        for metric, pct in (("match", True), ("match90", True), ("log_prob", False)):
-            c = comp.get(metric)
-            if c is None:
-                cells.append("N/A")
-            elif pct:
-                cells.append(f"{100 * c['diff']:+.2f} pp [{100 * c['ci95_low']:+.2f}, {100 * c['ci95_high']:+.2f}]")
-            else:
-                cells.append(f"{c['diff']:+.3f} [{c['ci95_low']:+.3f}, {c['ci95_high']:+.3f}]")
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append(f"| {b} | " + " | ".join(_diff_cell(comp.get(k), k != "log_prob")
+                                            for k in ("match", "match90", "log_prob")) + " |")
     beats = m["checks"]["maxent_beats_every_baseline"]
     lines += ["", "MaxEnt beats every baseline on: " + ", ".join(
         f"{k} {'yes' if v else '**no**'}" for k, v in beats.items()) + ".", ""]
+    lines += _ceiling_section(m)
     lines += _theta_section(m)
     lines += _destination_section(m)
     models = m["models"]
@@ -977,6 +1005,34 @@ def render_report(m: dict[str, Any], out: Path) -> str:
         lines.append("- Max margin planning: not run (--no-mmp).")
     lines += ["", "Run times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items()), ""]
     return "\n".join(lines)
+
+
+def _diff_cell(c: dict[str, float] | None, pct: bool) -> str:
+    """A paired difference with its 95 % interval, in percentage points or in nats."""
+    if c is None:
+        return "N/A"
+    if pct:
+        return f"{100 * c['diff']:+.2f} pp [{100 * c['ci95_low']:+.2f}, {100 * c['ci95_high']:+.2f}]"
+    return f"{c['diff']:+.3f} [{c['ci95_low']:+.3f}, {c['ci95_high']:+.3f}]"
+
+
+def _ceiling_section(m: dict[str, Any]) -> list[str]:
+    """How far each baseline is below the true θ's own most likely path (simulated data only)."""
+    diffs = m.get("paired_differences_true_theta_minus")
+    if not diffs:
+        return []
+    lines = [f"{ORACLE} minus each baseline (the ceiling; paired, mean, 95 % interval):", "",
+             "| Baseline | Matching | 90% Match |", "|---|---:|---:|"]
+    lines += [f"| {b} | {_diff_cell(c['match'], True)} | {_diff_cell(c['match90'], True)} |" for b, c in diffs.items()]
+    at = m["checks"]["baselines_at_true_theta_ceiling"]
+    tied = {metric: names for metric, names in at.items() if names}
+    if tied:
+        lines += ["", "Not significantly below the true θ's own most likely path: " + "; ".join(
+            f"{metric}: {', '.join(names)}" for metric, names in tied.items()) + ". On these metrics no estimate "
+            "of θ can be expected to beat these baselines on this data, so a tie or loss there is no sign of a poor "
+            "fit: the most likely path is not the route that maximizes the expected matched distance (see "
+            "docs/evaluation.md)."]
+    return [*lines, ""]
 
 
 def _theta_section(m: dict[str, Any]) -> list[str]:
@@ -1072,8 +1128,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--od", choices=("random", "clustered"), default=d.od,
                    help="simulated demand: uniform origins/destinations or --destinations hubs (default random)")
     p.add_argument("--temperature", type=float, default=d.temperature,
-                   help="simulated drivers pick routes with probability ∝ exp(θ·f / T): T > 1 = more varied routes "
-                        "(default 1; Z diverges on Andorra somewhere above 3)")
+                   help="simulated drivers pick routes with probability ∝ exp(θ·f / T): higher = more varied "
+                        f"routes (default {d.temperature:g}, see docs/evaluation.md; Z diverges on Andorra near 4)")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/evaluate-<timestamp>)")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction,
                    help=f"share of trips held out (default {d.test_fraction}; the paper held out 0.8)")
@@ -1109,7 +1165,11 @@ def evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     if cfg.database is not None:
         cfg.simulate = 0
-    m = run_evaluation(cfg)
+    try:
+        m = run_evaluation(cfg)
+    except EvaluationError as exc:
+        print(f"routeirl evaluate: error: {exc}", file=sys.stderr)
+        return 2
     t1, checks = m["table1"], m["checks"]
     best = {metric: max((r[metric] for n, r in t1.items() if n not in (MAXENT, ORACLE) and r[metric] is not None),
                         default=None) for metric in ("matching", "match90", "log_prob")}

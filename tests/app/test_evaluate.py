@@ -79,6 +79,21 @@ def test_table1_numbers(report: tuple[Path, dict, str]) -> None:
     assert metrics["checks"]["maxent_beats_every_baseline"]["log_prob"] is True
 
 
+def test_true_theta_ceiling(report: tuple[Path, dict, str]) -> None:
+    """The report says which baselines the true model itself does not significantly beat."""
+    _, metrics, text = report
+    diffs = metrics["paired_differences_true_theta_minus"]
+    assert set(diffs) == {ev.TIME, ev.MMP, ev.ACTION, ev.ACTION_COSTS}
+    t1 = metrics["table1"]
+    for b, d in diffs.items():
+        assert d["match"]["diff"] == pytest.approx(t1[ev.ORACLE]["matching"] - t1[b]["matching"])
+        assert d["match90"]["diff"] == pytest.approx(t1[ev.ORACLE]["match90"] - t1[b]["match90"])
+    at = metrics["checks"]["baselines_at_true_theta_ceiling"]
+    assert at["matching"] == [b for b, d in diffs.items() if d["match"]["ci95_low"] <= 0]
+    assert ev.TIME not in at["matching"]  # the true theta is not travel time
+    assert f"{ev.ORACLE} minus each baseline" in text
+
+
 def test_theta_recovery_numbers(report: tuple[Path, dict, str]) -> None:
     _, metrics, _ = report
     rec = metrics["theta"]
@@ -188,3 +203,19 @@ def test_evaluate_command_is_registered_whichever_way_the_cli_runs() -> None:
         out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "--simulate" in out.stdout and "--action-warm-trips" in out.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--network", "/no/such/file.osm"], "no network file"),
+    (["--network", str(MONACO), "--temperature", "0"], "temperature must be positive"),
+    (["--network", str(MONACO), "--temperature", "6", "--simulate", "20"], "do not converge"),
+    (["--database", "/no/such/db.sqlite3", "--network", str(MONACO)], "no database"),
+])
+def test_bad_input_is_a_clear_error(argv: list[str], message: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad flags end with status 2 and one line on stderr, no traceback and no empty report folder."""
+    out = tmp_path / "run"
+    assert main(["evaluate", *argv, "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "routeirl evaluate: error:" in err and message in err and "Traceback" not in err
+    assert not out.exists()

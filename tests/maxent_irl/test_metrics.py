@@ -34,3 +34,40 @@ def test_partial_path_and_destination_accuracy() -> None:
     acc = destination_accuracy(oracle, [path], np.array([3, 9, 7]), None, length, fractions=(0.2, 0.8), top_k=(1, 3))
     assert acc[1].tolist() == [0.0, 1.0]  # ties count against the truth
     assert acc[3].tolist() == [1.0, 1.0]
+
+
+def test_most_likely_path_is_not_the_best_matching_prediction() -> None:
+    """Why a baseline can tie or beat even the *true* model on Table 1's matching metric.
+
+    From 0 to 9: route A (0-1-2-3-9) alone, or one of three routes B_i (0-4-c_i-8-9) that share
+    most of their length. Each B_i is half as likely as A, but B carries 60 % of the mass. The most
+    likely path (A) wins on "90 % match", yet predicting any B_i matches more distance on average:
+    the matching metric rewards a route in a likely bundle, not the single most likely route.
+    Exact expectations over every path, enumerated by brute force.
+    """
+    from maxent_irl import RouteMDP, RouteModel
+
+    from .helpers import brute_force
+
+    edges = [(0, 1), (1, 2), (2, 3), (3, 9), (0, 4), (4, 5), (4, 6), (4, 7), (5, 8), (6, 8), (7, 8), (8, 9)]
+    reward = np.full(len(edges), -1.0)
+    reward[edges.index((0, 4))] -= np.log(2.0)  # each B_i: half the weight of A
+    mdp = RouteMDP(10, np.array([e[0] for e in edges]), np.array([e[1] for e in edges]), reward[:, None], ["r"])
+    model = RouteModel(mdp, np.array([1.0]))
+    length = np.ones(10)
+
+    paths, weights, Z, _ = brute_force(mdp, reward, 0, 9)
+    prob = weights / Z
+    assert len(paths) == 4 and prob.max() == pytest.approx(0.4)
+
+    def expected(predicted: np.ndarray) -> tuple[float, float]:
+        match = np.array([route_match_fraction(predicted, p, length) for p in paths])
+        return float(prob @ match), float(prob @ (match >= 0.9))
+
+    map_path = model.most_likely_path(0, 9)
+    assert map_path.tolist() == [0, 1, 2, 3, 9]
+    map_match, map_match90 = expected(map_path)
+    bundle_match, bundle_match90 = expected(np.array([0, 4, 5, 8, 9]))
+    assert map_match == pytest.approx(0.4 + 0.6 * 2 / 5)  # 0.64
+    assert bundle_match == pytest.approx(0.4 * 2 / 5 + 0.2 + 0.4 * 4 / 5)  # 0.68
+    assert bundle_match > map_match and map_match90 > bundle_match90
