@@ -47,6 +47,7 @@ __all__ = [
     "EvalConfig",
     "EvaluationError",
     "MaxMarginPlanning",
+    "check_config",
     "destination_regions",
     "information_matrix",
     "paired_difference",
