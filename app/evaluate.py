@@ -85,7 +85,8 @@ class EvalConfig:
     noise_m: float = 10.0
     map_match: bool = False
     od: str = "random"
-    temperature: float = 3.0
+    temperature: float | None = None  # None: calibrated to target_match90
+    target_match90: float = 0.5
     out: str | None = None
     test_fraction: float = 0.2
     destinations: int = 5
@@ -721,16 +722,19 @@ def _get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple
 
     # drivers with temperature T choose routes with probability ∝ exp(theta . f / T): in the units of the
     # fitted model (alpha = 1) the true weights are theta / T
-    theta = default_true_theta(net.feature_names) / cfg.temperature
     extra = {"n_clusters": cfg.destinations} if cfg.od == "clustered" else {}
+    temperature = cfg.temperature
+    if temperature is None:
+        temperature = _calibrated_temperature(cfg, net, extra, info)
+    theta = default_true_theta(net.feature_names) / temperature
     try:
         sims = simulate_trips(net, theta, n_trips=cfg.simulate, seed=cfg.seed, noise_m=cfg.noise_m, od=cfg.od,
                               **extra)
     except PartitionFunctionDivergedError as exc:
-        raise EvaluationError(f"drivers at temperature {cfg.temperature:g} do not converge on {net.name}: the sum "
+        raise EvaluationError(f"drivers at temperature {temperature:g} do not converge on {net.name}: the sum "
                               f"over routes is infinite (long detours are not penalized enough); use a lower "
                               f"--temperature ({exc})") from exc
-    info.update(source="simulated", od=cfg.od, temperature=cfg.temperature, noise_m=cfg.noise_m,
+    info.update(source="simulated", od=cfg.od, temperature=temperature, noise_m=cfg.noise_m,
                 map_matched=cfg.map_match)
     if not cfg.map_match:
         return [s.path for s in sims], theta
@@ -752,14 +756,35 @@ def _get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple
     return paths, theta
 
 
+def _calibrated_temperature(cfg: EvalConfig, net: RoadNetwork, od_kwargs: dict[str, Any],
+                            info: dict[str, Any]) -> float:
+    """The drivers' temperature whose routes are as varied as the paper's (see ``calibrate_temperature``)."""
+    from maxent_irl.roads import calibrate_temperature
+
+    try:
+        cal = calibrate_temperature(net, cfg.target_match90, seed=np.random.default_rng([cfg.seed, 1]), od=cfg.od,
+                                    **od_kwargs)
+    except ValueError as exc:
+        raise EvaluationError(f"cannot calibrate the drivers' temperature on {net.name}: {exc}; give --temperature"
+                              ) from exc
+    info["temperature_calibration"] = {"target_match90": cal.target_match90, "match90": cal.match90,
+                                       "n_trips": cal.n_trips, "capped": cal.capped}
+    log.info("drivers' temperature %.3f: the true most likely path matches >= 90%% of %.1f%% of %d calibration trips "
+             "(target %.0f%%%s)", cal.temperature, 100 * cal.match90, cal.n_trips, 100 * cal.target_match90,
+             ", capped below divergence" if cal.capped else "")
+    return cal.temperature
+
+
 def check_config(cfg: EvalConfig) -> None:
     """Refuse flags that cannot work before any trip is simulated or read (:class:`EvaluationError`)."""
     if cfg.database is None and cfg.simulate < 2:
         raise EvaluationError(f"--simulate needs at least 2 trips (a training and a held-out one), got {cfg.simulate}")
     if not 0 < cfg.test_fraction < 1:
         raise EvaluationError(f"test fraction must be in (0, 1), got {cfg.test_fraction}")
-    if not cfg.temperature > 0:
+    if cfg.temperature is not None and not cfg.temperature > 0:
         raise EvaluationError(f"temperature must be positive, got {cfg.temperature}")
+    if not 0 < cfg.target_match90 < 1:
+        raise EvaluationError(f"--target-match90 must be in (0, 1), got {cfg.target_match90}")
     if cfg.destinations < 2:
         raise EvaluationError(f"--destinations needs at least 2 regions, got {cfg.destinations}")
     for name in ("destination_trips", "action_trips", "action_warm_trips"):
@@ -977,7 +1002,13 @@ def render_report(m: dict[str, Any], out: Path) -> str:
         if d.get("map_matched"):
             how = (f"paths map-matched from simulated GPS (noise {d['noise_m']:g} m; the matched paths cover "
                    f"{_pct(d.get('map_match_recall'))} of the true routes' distance; {d['map_match_failed']} failed)")
-        temp = f" divided by the drivers' temperature {d['temperature']:g}" if d["temperature"] != 1 else ""
+        temp = f" divided by the drivers' temperature {d['temperature']:.3g}" if d["temperature"] != 1 else ""
+        cal = d.get("temperature_calibration")
+        if cal:
+            temp += (f" (calibrated: at this temperature the true model's most likely path matches ≥ 90 % of the "
+                     f"route on {100 * cal['match90']:.1f} % of {cal['n_trips']} calibration trips, for a target of "
+                     f"{100 * cal['target_match90']:g} %; the paper's models did so on 43-53 % of real trips"
+                     f"{'; capped below the temperature where Z diverges' if cal['capped'] else ''})")
         lines.append(f"Data: {d['n_trips']} trips simulated on **{d['network']}** ({d['n_states']} segments, "
                      f"fingerprint `{d['fingerprint']}`) with the default true θ (not travel time){temp}, "
                      f"origin-destination demand `{d['od']}`, seed {cfg['seed']}; {how}.")
@@ -1146,6 +1177,16 @@ def _destination_section(m: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- CLI
+def _temperature_arg(text: str) -> float | None:
+    """``auto`` (None: calibrated) or a positive number."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _configure(p: argparse.ArgumentParser) -> None:
     d = EvalConfig()
     src = p.add_mutually_exclusive_group()
@@ -1159,10 +1200,13 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="learn from map-matched simulated GPS instead of the true simulated paths")
     p.add_argument("--od", choices=("random", "clustered"), default=d.od,
                    help="simulated demand: uniform origins/destinations or --destinations hubs (default random)")
-    p.add_argument("--temperature", type=float, default=d.temperature,
+    p.add_argument("--temperature", type=_temperature_arg, default=d.temperature, metavar="T|auto",
                    help="simulated drivers pick routes with probability ∝ exp(θ·f / T): higher = more varied "
-                        f"routes (default {d.temperature:g}, see docs/evaluation.md; Z diverges on Andorra just "
-                        "above 4)")
+                        "routes. auto (default): the T at which the true model's most likely path matches >= 90 %% "
+                        "of the route on --target-match90 of the trips (see docs/evaluation.md)")
+    p.add_argument("--target-match90", type=float, default=d.target_match90, metavar="SHARE",
+                   help=f"route variety for --temperature auto (default {d.target_match90:g}: the paper's models "
+                        "matched 43-53 %% of real trips to >= 90 %%)")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/evaluate-<timestamp>)")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction,
                    help=f"share of trips held out (default {d.test_fraction}; the paper held out 0.8)")

@@ -56,6 +56,11 @@ def test_report_files(report: tuple[Path, dict, str]) -> None:
     action = metrics["models"][ev.ACTION]
     assert action["n_train_trips"] == 60 and action["warm_trips"] == 30  # warm start, then all 60
     assert "first fitted on a subsample of 30" in text
+    # default --temperature auto: drivers calibrated to the paper's route variety, and the report says so
+    cal = metrics["data"]["temperature_calibration"]
+    assert cal["target_match90"] == 0.5 and 0.5 <= cal["match90"] < 0.6 and cal["capped"] is False
+    assert 1.0 < metrics["data"]["temperature"] < 4.4  # Z diverges on Monaco near 4.4
+    assert f"temperature {metrics['data']['temperature']:.3g} (calibrated" in text
 
 
 def test_table1_numbers(report: tuple[Path, dict, str]) -> None:
@@ -213,6 +218,7 @@ def test_evaluate_command_is_registered_whichever_way_the_cli_runs() -> None:
     (["--network", "/no/such/file.osm"], "no network file"),
     (["--network", str(ROOT / "README.md")], "cannot read a road network"),
     (["--temperature", "0"], "temperature must be positive"),
+    (["--target-match90", "1.5"], "--target-match90 must be in (0, 1)"),
     (["--simulate", "1"], "at least 2 trips"),
     (["--test-fraction", "1.5"], "test fraction"),
     (["--destinations", "1"], "at least 2 regions"),
@@ -235,3 +241,15 @@ def test_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out.write_text("keep me")
     assert main(["evaluate", "--no-progress", "--out", str(out)]) == 2
     assert "is not a folder" in capsys.readouterr().err and out.read_text() == "keep me"
+
+
+def test_temperature_flag_is_a_number_or_auto(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["evaluate"]).temperature is None  # auto by default
+    assert parser.parse_args(["evaluate", "--temperature", "AUTO"]).temperature is None
+    assert parser.parse_args(["evaluate", "--temperature", "2.5"]).temperature == 2.5
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["evaluate", "--temperature", "hot"])
+    assert exc.value.code == 2 and "expected a number or 'auto', got 'hot'" in capsys.readouterr().err
