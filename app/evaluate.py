@@ -769,9 +769,9 @@ def _calibrated_temperature(cfg: EvalConfig, net: RoadNetwork, od_kwargs: dict[s
                               ) from exc
     info["temperature_calibration"] = {"target_match90": cal.target_match90, "match90": cal.match90,
                                        "n_trips": cal.n_trips, "capped": cal.capped}
-    log.info("drivers' temperature %.3f: the true most likely path matches >= 90%% of %.1f%% of %d calibration trips "
-             "(target %.0f%%%s)", cal.temperature, 100 * cal.match90, cal.n_trips, 100 * cal.target_match90,
-             ", capped below divergence" if cal.capped else "")
+    log.info("drivers' temperature %.3f: the true most likely path matches >= 90%% of the route on %.1f%% of %d "
+             "calibration trips (target %.0f%%%s)", cal.temperature, 100 * cal.match90, cal.n_trips,
+             100 * cal.target_match90, ", capped below divergence" if cal.capped else "")
     return cal.temperature
 
 
