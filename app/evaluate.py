@@ -734,6 +734,8 @@ def _get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple
         raise EvaluationError(f"drivers at temperature {temperature:g} do not converge on {net.name}: the sum "
                               f"over routes is infinite (long detours are not penalized enough); use a lower "
                               f"--temperature ({exc})") from exc
+    except ValueError as exc:  # e.g. walks that never arrive, an unreachable destination
+        raise EvaluationError(f"cannot simulate trips on {net.name} at temperature {temperature:g}: {exc}") from exc
     info.update(source="simulated", od=cfg.od, temperature=temperature, noise_m=cfg.noise_m,
                 map_matched=cfg.map_match)
     if not cfg.map_match:
@@ -1002,7 +1004,7 @@ def render_report(m: dict[str, Any], out: Path) -> str:
         if d.get("map_matched"):
             how = (f"paths map-matched from simulated GPS (noise {d['noise_m']:g} m; the matched paths cover "
                    f"{_pct(d.get('map_match_recall'))} of the true routes' distance; {d['map_match_failed']} failed)")
-        temp = f" divided by the drivers' temperature {d['temperature']:.3g}" if d["temperature"] != 1 else ""
+        temp = f" divided by the drivers' temperature {d['temperature']:.4f}" if d["temperature"] != 1 else ""
         cal = d.get("temperature_calibration")
         if cal:
             temp += (f" (calibrated: at this temperature the true model's most likely path matches ≥ 90 % of the "
@@ -1205,8 +1207,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "routes. auto (default): the T at which the true model's most likely path matches >= 90 %% "
                         "of the route on --target-match90 of the trips (see docs/evaluation.md)")
     p.add_argument("--target-match90", type=float, default=d.target_match90, metavar="SHARE",
-                   help=f"route variety for --temperature auto (default {d.target_match90:g}: the paper's models "
-                        "matched 43-53 %% of real trips to >= 90 %%)")
+                   help=f"route variety for --temperature auto, unused otherwise (default {d.target_match90:g}: "
+                        "the paper's models matched 43-53 %% of real trips to >= 90 %%)")
     p.add_argument("--out", metavar="DIR", help="report folder (default reports/evaluate-<timestamp>)")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction,
                    help=f"share of trips held out (default {d.test_fraction}; the paper held out 0.8)")

@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from maxent_irl.baselines import shortest_path
-from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError
+from maxent_irl.exceptions import PartitionFunctionDivergedError
 from maxent_irl.inference import RouteModel
 from maxent_irl.metrics import route_match_fraction
 from maxent_irl.roads.features import default_true_theta
@@ -138,16 +138,19 @@ def calibrate_temperature(
     nearly deterministic drivers every sensible model plans the same routes and
     Table 1 of Ziebart et al. (2008) ties. Variety is measured as Table 1 measures
     prediction: the share of trips whose driven route the true model's own most likely
-    path matches on >= 90 % of its distance (the paper's models: 43-53 % on real taxi
-    trips). That share falls as ``T`` rises, so ``T`` is found by bisection (in
-    ``log T``, ``steps`` halvings of a factor-2 bracket) on ``n_trips`` simulated trips
-    with fixed origins, destinations and random numbers. Z diverges beyond a critical
-    temperature (or walks stop arriving, just below it); if the target is not reached below it, the result is
-    ``max_fraction_of_critical`` times the critical temperature (``capped``), because
-    drivers at the brink of divergence drive in loops.
+    path matches on >= 90 % of its distance. That share falls as ``T`` rises, so ``T`` is
+    found by bisection in ``log T`` (``steps`` halvings of a factor-2 bracket) on
+    ``n_trips`` simulated trips with fixed origins, destinations and random numbers.
+
+    Z diverges above a critical temperature ``T_c`` (found first, by bisection on the
+    LU's divergence check), and drivers close to it drive in loops. So ``T`` is at most
+    ``max_fraction_of_critical * T_c``; if the target needs more, that bound is returned
+    with ``capped`` set.
 
     Defaults: ``target_match90`` 0.5, ``theta`` :func:`default_true_theta`,
     ``n_trips`` 1000, ``seed`` 0, demand ``od`` and its keywords as :func:`simulate_trips`.
+    Raises ``ValueError`` for arguments out of range, a ``theta`` with non-negative
+    rewards (no most likely path) or Z diverging at every temperature.
     """
     if not 0 < target_match90 < 1:
         raise ValueError(f"target_match90 must be in (0, 1), got {target_match90}")
@@ -155,8 +158,9 @@ def calibrate_temperature(
         raise ValueError("n_trips and steps must be positive")
     if not 0 < max_fraction_of_critical < 1:
         raise ValueError(f"max_fraction_of_critical must be in (0, 1), got {max_fraction_of_critical}")
-    rng = np.random.default_rng(seed)
     th = default_true_theta(net.feature_names) if theta is None else np.asarray(theta, dtype=float)
+    RouteModel(net.mdp, th)  # validates theta
+    rng = np.random.default_rng(seed)
     if od == "random":
         origins, dests = _random_od(net, n_trips, rng, min_od_distance_m)
     elif od == "clustered":
@@ -168,48 +172,66 @@ def calibrate_temperature(
     sample_seed = int(rng.integers(2**63))
     length = net.segment_length_m
 
-    def share(temperature: float) -> float | None:
-        """Share matched to >= 90 % at this temperature; None if Z diverges there or walks do not arrive."""
-        try:
-            paths = RouteModel(net.mdp, th / temperature).sample_trips(origins, dests, seed=sample_seed)
-        except (PartitionFunctionDivergedError, InvalidParameterError):  # the latter: loops beyond max_steps
-            return None
+    def share(temperature: float) -> float:
+        """Share of the trips the most likely path matches to >= 90 % at this temperature."""
+        paths = RouteModel(net.mdp, th / temperature).sample_trips(origins, dests, seed=sample_seed)
         match = [route_match_fraction(b, p, length) for b, p in zip(best, paths, strict=True)]
         return float(np.mean(np.asarray(match) >= 0.9 - 1e-12))
 
-    def varied_enough(s: float | None) -> bool:
-        return s is not None and s < target_match90
-
-    # bracket [lo, hi]: lo not varied enough (or the 90 % share at target), hi varied enough or diverging
-    lo, s_lo = 1.0, share(1.0)
-    while varied_enough(s_lo) or s_lo is None:  # already more varied than asked: cool the drivers down
-        lo /= 2
+    t_max = max_fraction_of_critical * _critical_temperature(net, th, steps)
+    s_max = share(t_max)
+    if s_max >= target_match90:  # even the hottest allowed drivers are not varied enough
+        return TemperatureCalibration(temperature=t_max, match90=s_max, target_match90=target_match90,
+                                      n_trips=n_trips, capped=True)
+    # bracket [lo, hi]: share(lo) >= target > share(hi), hi <= t_max
+    lo, hi = min(1.0, t_max / 2), t_max
+    s_lo = share(lo)
+    while s_lo < target_match90:
+        lo, hi = lo / 2, lo
         if lo < 2.0**-10:
             raise ValueError(f"no temperature gives a >= 90 % match share of {target_match90}")
         s_lo = share(lo)
-    hi = lo
-    while True:
-        hi *= 2
-        s_hi = share(hi)
-        if s_hi is None or varied_enough(s_hi):
+    while 2 * lo < hi:
+        s_up = share(2 * lo)
+        if s_up < target_match90:
+            hi = 2 * lo
             break
-        if hi > 2.0**10:
-            raise ValueError(f"no temperature gives a >= 90 % match share of {target_match90}")
-        lo, s_lo = hi, s_hi
-    diverged_above = s_hi is None
+        lo, s_lo = 2 * lo, s_up
     for _ in range(steps):
         mid = float(np.sqrt(lo * hi))
         s_mid = share(mid)
-        if s_mid is None or varied_enough(s_mid):
-            hi, diverged_above = mid, s_mid is None
+        if s_mid < target_match90:
+            hi = mid
         else:
             lo, s_lo = mid, s_mid
-    if diverged_above:  # the target lies beyond divergence: stay clear of the critical temperature
-        lo *= max_fraction_of_critical
-        s_lo = share(lo)
-    assert s_lo is not None
     return TemperatureCalibration(temperature=lo, match90=s_lo, target_match90=target_match90, n_trips=n_trips,
-                                  capped=diverged_above)
+                                  capped=False)
+
+
+def _critical_temperature(net: RoadNetwork, theta: np.ndarray, steps: int) -> float:
+    """The largest ``T`` found (to ``2**(-steps)`` in ``log2 T``) at which Z still converges; inf up to ``2**10``."""
+
+    def converges(temperature: float) -> bool:
+        try:
+            RouteModel(net.mdp, theta / temperature).system  # noqa: B018 - factorizes, checks the pivots
+        except PartitionFunctionDivergedError:
+            return False
+        return True
+
+    ok = 1.0
+    while not converges(ok):
+        ok /= 2
+        if ok < 2.0**-10:
+            raise ValueError("the partition function diverges at every temperature: theta's rewards must be negative")
+    bad = ok * 2
+    while converges(bad):
+        ok, bad = bad, bad * 2
+        if bad > 2.0**10:
+            return float("inf")
+    for _ in range(steps):
+        mid = float(np.sqrt(ok * bad))
+        ok, bad = (mid, bad) if converges(mid) else (ok, mid)
+    return ok
 
 
 def simulate_gps(

@@ -60,7 +60,7 @@ def test_report_files(report: tuple[Path, dict, str]) -> None:
     cal = metrics["data"]["temperature_calibration"]
     assert cal["target_match90"] == 0.5 and 0.5 <= cal["match90"] < 0.6 and cal["capped"] is False
     assert 1.0 < metrics["data"]["temperature"] < 4.4  # Z diverges on Monaco near 4.4
-    assert f"temperature {metrics['data']['temperature']:.3g} (calibrated" in text
+    assert f"temperature {metrics['data']['temperature']:.4f} (calibrated" in text
 
 
 def test_table1_numbers(report: tuple[Path, dict, str]) -> None:

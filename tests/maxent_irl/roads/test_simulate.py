@@ -111,12 +111,26 @@ def test_calibrated_temperature_gives_the_asked_route_variety(monaco: RoadNetwor
 
 
 def test_calibration_stays_clear_of_divergence(monaco: RoadNetwork) -> None:
-    """A target beyond reach: 95 % of the temperature at which the sum over routes diverges."""
-    cal = calibrate_temperature(monaco, 0.01, n_trips=300, seed=0)
-    assert cal.capped and cal.match90 > 0.01
+    """Targets beyond reach give 95 % of the temperature at which the sum over routes diverges, and more variety
+    is never answered with cooler drivers."""
     theta = default_true_theta(monaco.feature_names)
-    RouteModel(monaco.mdp, theta / cal.temperature).system  # noqa: B018 - converges
+    temps = {t: calibrate_temperature(monaco, t, n_trips=300, seed=0) for t in (0.5, 0.25, 0.16, 0.01)}
+    assert not temps[0.5].capped and not temps[0.25].capped
+    assert temps[0.16].capped and temps[0.01].capped  # 0.16 needs drivers between 0.95 T_c and T_c
+    hottest = temps[0.01].temperature
+    assert temps[0.16].temperature == hottest
+    assert temps[0.5].temperature < temps[0.25].temperature < hottest
+    critical = hottest / 0.95
+    RouteModel(monaco.mdp, theta / (0.98 * critical)).system  # noqa: B018 - converges
     with pytest.raises(PartitionFunctionDivergedError):
-        RouteModel(monaco.mdp, theta / (cal.temperature / 0.95 * 1.02)).system  # noqa: B018
+        RouteModel(monaco.mdp, theta / (1.02 * critical)).system  # noqa: B018
+    assert temps[0.16].match90 > 0.16  # the share it reports is the one at the capped temperature
+
+
+def test_calibration_refuses_what_it_cannot_do(monaco: RoadNetwork) -> None:
     with pytest.raises(ValueError, match="target_match90"):
         calibrate_temperature(monaco, 1.0)
+    with pytest.raises(ValueError):  # rewards must be negative: no most likely path, Z diverges at any T
+        calibrate_temperature(monaco, 0.5, theta=np.ones(len(monaco.feature_names)), n_trips=10)
+    with pytest.raises(ValueError):
+        calibrate_temperature(monaco, 0.5, n_trips=10, od="nowhere")
