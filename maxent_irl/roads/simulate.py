@@ -89,12 +89,7 @@ def simulate_trips(
         model = RouteModel(net.mdp, th, alpha=alpha)
     if n_trips == 0:
         return []
-    if od == "random":
-        origins, dests = _random_od(net, n_trips, rng, min_od_distance_m)
-    elif od == "clustered":
-        origins, dests = _clustered_od(net, n_trips, rng, min_od_distance_m, n_clusters, cluster_radius_m)
-    else:
-        raise ValueError(f"od must be 'random' or 'clustered', got {od!r}")
+    origins, dests = _draw_od(net, n_trips, rng, od, min_od_distance_m, n_clusters, cluster_radius_m)
     paths = model.sample_trips(origins, dests, seed=rng)
     trips = []
     t0 = float(start_time)
@@ -161,12 +156,7 @@ def calibrate_temperature(
     th = default_true_theta(net.feature_names) if theta is None else np.asarray(theta, dtype=float)
     RouteModel(net.mdp, th)  # validates theta
     rng = np.random.default_rng(seed)
-    if od == "random":
-        origins, dests = _random_od(net, n_trips, rng, min_od_distance_m)
-    elif od == "clustered":
-        origins, dests = _clustered_od(net, n_trips, rng, min_od_distance_m, n_clusters, cluster_radius_m)
-    else:
-        raise ValueError(f"od must be 'random' or 'clustered', got {od!r}")
+    origins, dests = _draw_od(net, n_trips, rng, od, min_od_distance_m, n_clusters, cluster_radius_m)
     cost = -(net.mdp.features @ th)  # the most likely path does not depend on T
     best = [shortest_path(net.mdp, cost, int(o), int(d)) for o, d in zip(origins, dests, strict=True)]
     sample_seed = int(rng.integers(2**63))
@@ -261,6 +251,16 @@ def simulate_gps(
     noisy = xy + rng.normal(0.0, noise_m, size=xy.shape) if noise_m > 0 else xy
     trace = Trace(net.projection.inverse(noisy), start_time + ts, trace_id)
     return SimulatedTrip(trace=trace, path=path, point_states=states, true_points=true_ll)
+
+
+def _draw_od(net: RoadNetwork, n: int, rng: np.random.Generator, od: str, min_m: float, n_clusters: int,
+             radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` origin and destination segments for the demand ``od`` (see :func:`simulate_trips`)."""
+    if od == "random":
+        return _random_od(net, n, rng, min_m)
+    if od == "clustered":
+        return _clustered_od(net, n, rng, min_m, n_clusters, radius_m)
+    raise ValueError(f"od must be 'random' or 'clustered', got {od!r}")
 
 
 def _od_far_enough(net: RoadNetwork, o: np.ndarray, d: np.ndarray, min_m: float) -> np.ndarray:
