@@ -61,6 +61,10 @@ def test_report_files(report: tuple[Path, dict, str]) -> None:
     assert cal["target_match90"] == 0.5 and 0.5 <= cal["match90"] < 0.6 and cal["capped"] is False
     assert 1.0 < metrics["data"]["temperature"] < 4.4  # Z diverges on Monaco near 4.4
     assert f"temperature {metrics['data']['temperature']:.4f} (calibrated" in text
+    assert "capped below" not in text
+    capped = json.loads(json.dumps(metrics))  # the report says when the target was out of reach
+    capped["data"]["temperature_calibration"]["capped"] = True
+    assert "capped below the temperature where Z diverges" in ev.render_report(capped, out)
 
 
 def test_table1_numbers(report: tuple[Path, dict, str]) -> None:
