@@ -168,7 +168,8 @@ def calibrate_temperature(
         match = [route_match_fraction(b, p, length) for b, p in zip(best, paths, strict=True)]
         return float(np.mean(np.asarray(match) >= 0.9 - 1e-12))
 
-    t_max = max_fraction_of_critical * _critical_temperature(net, th, steps)
+    critical = _critical_temperature(net, th, steps)
+    t_max = max_fraction_of_critical * critical if np.isfinite(critical) else 2.0**10  # acyclic: Z never diverges
     s_max = share(t_max)
     if s_max >= target_match90:  # even the hottest allowed drivers are not varied enough
         return TemperatureCalibration(temperature=t_max, match90=s_max, target_match90=target_match90,
