@@ -195,24 +195,6 @@ def travel_time_costs(net: RoadNetwork) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- max-margin planning
-def _feasibility_rows(features: np.ndarray) -> np.ndarray:
-    """Rows whose costs bound every transition's: per nonzero pattern, the shortest and longest segment.
-
-    On road networks a transition's features are ``km * a + b`` for its pattern (class,
-    speed, lanes, turn), so its cost is linear in ``km`` and positive for all of them iff it
-    is at both ends: ~150 constraints instead of thousands. (Where that structure does not
-    hold, :meth:`MaxMarginPlanning._project` adds the violated rows.)
-    """
-    pattern = np.packbits(features != 0, axis=1)
-    _, group = np.unique(pattern, axis=0, return_inverse=True)
-    length = np.abs(features).sum(axis=1)
-    rows = set()
-    for g in range(int(group.max()) + 1):
-        idx = np.flatnonzero(group.ravel() == g)
-        rows.update((int(idx[np.argmin(length[idx])]), int(idx[np.argmax(length[idx])])))
-    return features[sorted(rows)]
-
-
 def _project_feasible(w: np.ndarray, A: np.ndarray, eps: float, interior: np.ndarray) -> np.ndarray:
     """Euclidean projection of ``w`` onto ``{A w >= eps}`` (dual: bound-constrained QP).
 
@@ -267,11 +249,12 @@ class MaxMarginPlanning:
         self.progress = progress
 
     def fit(self, mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray) -> MaxMarginPlanning:
+        from maxent_irl.baselines import positive_cost_rows
         from maxent_irl.metrics import route_match_fraction
 
         self.mdp_ = mdp
         self._km = state_length_m[mdp.dst] / 1000.0
-        self._A = _feasibility_rows(mdp.features)
+        self._A = positive_cost_rows(mdp.features)
         self._interior = self._interior_point(mdp.features)
         paths = list(paths)
         self.validation_ = {}
@@ -925,6 +908,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
             MAXENT: {"theta": maxent.theta_.tolist(), "n_iter": maxent.n_iter_, "converged": maxent.converged_,
                      "message": maxent.message_, "train_log_likelihood": maxent.log_likelihood_},
             ACTION: {"theta": np.asarray(action.theta_).tolist(), "n_iter": action.n_iter_, "n_train_trips": n_action,
+                     "converged": action.converged_, "n_at_min_cost": action.n_at_min_cost_,
                      "max_iter": cfg.action_max_iter, "message": action.message_,
                      "warm_trips": action.warm_start_trips_},
             **({MMP: {"w": mmp.w_.tolist(), "lambda": mmp.lam_, "validation_matching": mmp.validation_,
@@ -1049,14 +1033,16 @@ def render_report(m: dict[str, Any], out: Path) -> str:
     models = m["models"]
     n_act = models[ACTION]["n_train_trips"]
     action_trips = f"all {n_act}" if n_act == d["n_train"] else f"a seeded subsample of {n_act}"
-    converged = " to convergence" if "CONVERGENCE" in str(models[ACTION].get("message", "")) else ""
+    converged = " to convergence" if models[ACTION].get("converged") else ""
+    at_min = models[ACTION].get("n_at_min_cost") or 0
+    binding = (f"; positive costs bind: {at_min} transitions at the least cost allowed" if at_min else "")
     lines += ["## Models and run", "",
               f"- MaxEnt: unregularized maximum likelihood, {models[MAXENT]['n_iter']} L-BFGS iterations "
               f"({models[MAXENT]['message']}).",
               "- Time-based: shortest path with travel time (entered segment length / its speed) as the cost.",
               f"- Action: locally normalized model P(a|s) ∝ exp(Q*(s,a)), fitted on {action_trips} "
-              f"training trips{converged} ({models[ACTION]['n_iter']} L-BFGS iterations in all, "
-              f"{models[ACTION]['message']}), from its default start, independent of MaxEnt"
+              f"training trips{converged} ({models[ACTION]['n_iter']} SLSQP iterations in all, "
+              f"{models[ACTION]['message']}{binding}), from its default start, independent of MaxEnt"
               + (f" (first fitted on a subsample of {models[ACTION]['warm_trips']} of them)"
                  if models[ACTION]["warm_trips"] else "") + "; "
               "Action (costs): the shortest path under its learned costs."]

@@ -3,7 +3,7 @@
 Runs ``routeirl evaluate`` in process and prints the report (report.md) it wrote; every
 ``routeirl evaluate`` flag is passed through.
 
-    .venv/bin/python benchmarks/bench_evaluate.py                       # 2,000 trips (the default run)
+    .venv/bin/python benchmarks/bench_evaluate.py                       # the default run (50,000 trips, about 5 min)
     .venv/bin/python benchmarks/bench_evaluate.py --simulate 20000      # enough trips to pin weights to ~1 %
     .venv/bin/python benchmarks/bench_evaluate.py --out reports/bench --no-progress
 """

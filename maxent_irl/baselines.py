@@ -24,7 +24,9 @@ from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import feature_rms, make_trip_set
 from maxent_irl.soft_values import shortest_path as _shortest_path
 
-__all__ = ["ActionBasedModel", "ShortestPathBaseline", "shortest_path"]
+__all__ = ["ActionBasedModel", "ShortestPathBaseline", "positive_cost_rows", "shortest_path"]
+
+_MAX_CUTS = 5  # rounds of cutting planes in ActionBasedModel.fit
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,25 @@ class ShortestPathBaseline:
 _DEST_BLOCK = 64
 #: Budget for the ~12 ``(block, n_transitions)`` float work arrays of one block.
 _BLOCK_BYTES = 64 << 20
+
+
+def positive_cost_rows(features: np.ndarray) -> np.ndarray:
+    """Feature rows ``(m, k)`` whose costs bound every transition's: per nonzero pattern, the shortest and longest.
+
+    On road networks a transition's features are ``km * a + b`` for its pattern (class,
+    speed, lanes, turn), so its cost is linear in ``km`` and positive for all of them iff it
+    is at both ends: ~150 constraints instead of thousands. Where that structure does not
+    hold, callers check every transition and add the violated rows.
+    """
+    pattern = np.packbits(features != 0, axis=1)
+    _, group = np.unique(pattern, axis=0, return_inverse=True)
+    group = group.ravel()
+    length = np.abs(features).sum(axis=1)
+    rows = set()
+    for g in range(int(group.max()) + 1 if group.size else 0):
+        idx = np.flatnonzero(group == g)
+        rows.update((int(idx[np.argmin(length[idx])]), int(idx[np.argmax(length[idx])])))
+    return features[sorted(rows)]
 
 
 def _block_size(n_transitions: int) -> int:
@@ -120,19 +141,22 @@ class ActionBasedModel:
 
     ``Q*(s, a) = theta . f(a) + V*(s')``, ``V*`` the best (hard) reward-to-go to
     ``d``. The likelihood is not concave in ``theta`` (``V*`` is piecewise linear);
-    L-BFGS-B runs on its exact gradient where it is differentiable.
+    SLSQP runs on its exact gradient where it is differentiable, keeping every
+    transition's cost at least ``min_cost``.
 
     Parameters: ``alpha`` temperature (default 1), ``l2`` regularization on the
-    per-trip average (default 0), ``theta0`` start (default: all ``-1``),
-    ``max_iter`` (default 200).
+    per-trip average (default 0), ``theta0`` start (default: all ``-1``; must give
+    positive costs), ``max_iter`` (default 200), ``min_cost`` the least cost a
+    transition may have (default 1e-3, as in max margin planning).
     """
 
     def __init__(self, alpha: float = 1.0, l2: float = 0.0, theta0: np.ndarray | None = None,
-                 max_iter: int = 200) -> None:
+                 max_iter: int = 200, min_cost: float = 1e-3) -> None:
         self.alpha = alpha
         self.l2 = l2
         self.theta0 = theta0
         self.max_iter = max_iter
+        self.min_cost = min_cost
 
     def _reward(self, mdp: RouteMDP, theta: np.ndarray) -> np.ndarray:
         r = mdp.features @ theta
@@ -189,30 +213,54 @@ class ActionBasedModel:
         return ll, mdp.features.T @ weight / self.alpha
 
     def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> ActionBasedModel:
+        """Maximum likelihood subject to every transition costing at least ``min_cost``.
+
+        ``V*`` is a shortest-path value, so costs must stay positive. Under label bias the
+        unconstrained optimum can want a per-segment *bonus* (to a locally normalized
+        model, paths through many branchings look likelier than they are), so the
+        constraint may be active: the fit is a constrained one (SLSQP on linear
+        constraints). The constraints are :func:`positive_cost_rows`; transitions that
+        still violate them are added and the fit resumed (cutting planes).
+        """
         trips = make_trip_set(mdp, paths)
         k = mdp.n_features
         x0 = -np.ones(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)
         scale = 1.0 / trips.n_trips
-
-        feature_scale = feature_rms(mdp, trips)  # L-BFGS works on u = theta * feature_scale, as MaxEntIRL
+        feature_scale = feature_rms(mdp, trips)  # the solver works on u = theta * feature_scale, as MaxEntIRL
 
         def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
             theta = u / feature_scale
             try:
                 ll, g = self._ll_grad(mdp, trips, theta)
-            except InvalidParameterError:
-                return 1e12, -np.sign(mdp.features.mean(axis=0)) * -1e6
+            except InvalidParameterError:  # outside the feasible set by more than the solver's tolerance
+                return 1e12, np.zeros(k)
             if not np.isfinite(ll):
                 return 1e12, np.zeros(k)
             f = -ll * scale + 0.5 * self.l2 * theta @ theta
             return f, (-g * scale + self.l2 * theta) / feature_scale
 
-        res = minimize(objective, x0 * feature_scale, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
-        self.theta_ = res.x / feature_scale
+        rows = positive_cost_rows(mdp.features)
+        u = x0 * feature_scale
+        n_iter, message, bad = 0, "", np.zeros(0, dtype=np.int64)
+        for _ in range(_MAX_CUTS):
+            A = rows / feature_scale  # the cost of row i at u is -(A @ u)[i]
+            res = minimize(objective, u, jac=True, method="SLSQP",
+                           constraints=[{"type": "ineq", "fun": lambda v, A=A: -(A @ v) - self.min_cost,
+                                         "jac": lambda v, A=A: -A}],
+                           options={"maxiter": self.max_iter, "ftol": 1e-10})
+            u, n_iter, message = res.x, n_iter + int(res.nit), str(res.message)
+            bad = np.flatnonzero(-(mdp.features @ (u / feature_scale)) < 0.5 * self.min_cost)
+            if bad.size == 0:
+                break
+            rows = np.vstack([rows, mdp.features[bad]])
+        self.theta_ = u / feature_scale
         self.mdp_ = mdp
-        self.n_iter_ = int(res.nit)
-        self.message_ = str(res.message)
-        logger.info("action-based model: %d iterations (%s)", res.nit, res.message)
+        self.n_iter_ = n_iter
+        self.message_ = message
+        self.converged_ = bool(res.success) and bad.size == 0
+        self.n_at_min_cost_ = int(np.sum(-(mdp.features @ self.theta_) < 1.01 * self.min_cost))
+        logger.info("action-based model: %d iterations (%s); %d transitions at the least cost", n_iter, message,
+                    self.n_at_min_cost_)
         return self
 
     def _check(self) -> RouteMDP:

@@ -46,6 +46,39 @@ def test_action_model_fit_improves_likelihood_and_predicts_routes() -> None:
         mdp.transition_indices(route)  # a connected path
 
 
+def test_action_model_fit_stops_at_the_least_cost_when_label_bias_wants_a_bonus() -> None:
+    """Fig. 2 with one feature, a count per transition: paths 1 and 2 (three transitions) are
+    driven twice as often as path 3 (two), so the locally normalized model wants a per-transition
+    *bonus* of log 2. Costs must stay positive, so the constrained optimum is the least cost."""
+    mdp = fig2_mdp()
+    mdp = RouteMDP(6, mdp.src, mdp.dst, np.ones((mdp.n_transitions, 1)), ["segment"])
+    paths = [np.array([0, 1, 2, 5]), np.array([0, 1, 3, 5]), np.array([0, 4, 5])]
+    fitted = ActionBasedModel(min_cost=1e-3).fit(mdp, paths)
+    assert fitted.theta_[0] == pytest.approx(-1e-3, abs=1e-8)
+    assert fitted.n_at_min_cost_ == mdp.n_transitions
+    assert "success" in fitted.message_.lower()
+    # the likelihood rises toward the bonus, so no feasible theta does better
+    for th in (-2e-3, -1e-2, -1.0):
+        other = ActionBasedModel()
+        other.theta_, other.mdp_ = np.array([th]), mdp
+        assert other.log_likelihood(paths) < fitted.log_likelihood(paths)
+
+
+def test_action_model_fit_costs_stay_positive_on_road_features() -> None:
+    """Road-like features (km by class plus a per-transition count): label bias shows as a
+    per-transition *bonus*, and every fitted cost still is at least ``min_cost``."""
+    mdp = grid_route_mdp(6, seed=8)
+    theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
+    theta[-1] = -0.05  # a small per-transition cost: label bias pushes the action model toward a bonus
+    rng = np.random.default_rng(3)
+    o, d = rng.integers(0, mdp.n_states, 200), rng.integers(0, mdp.n_states, 200)
+    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=4)
+    fitted = ActionBasedModel(min_cost=1e-3).fit(mdp, paths)
+    assert fitted.theta_[-1] > 0  # the drivers' per-transition weight is a cost (-0.05)
+    assert np.min(-(mdp.features @ fitted.theta_)) >= 1e-3 * (1 - 1e-6)
+    assert fitted.log_likelihood(paths) > ActionBasedModel(max_iter=1).fit(mdp, paths).log_likelihood(paths)
+
+
 def test_shortest_path_baseline() -> None:
     mdp = fig2_mdp()
     sp = ShortestPathBaseline(mdp.features[:, 0]).fit(mdp, [[0, 4, 5]])
