@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     paths, _ = usable_paths(net.mdp, [s.path for s in sims])
     train_idx, test_idx = split_train_test(len(paths), a.test_fraction, a.seed)
     train, test = [paths[i] for i in train_idx], [paths[i] for i in test_idx]
-    action, _ = fit_action_model(net.mdp, train, 0, 500, 2000, a.seed, False)
+    action, _ = fit_action_model(net.mdp, train, max_trips=0, max_iter=500, warm_trips=2000, seed=a.seed,
+                                 progress=False)
     L = net.segment_length_m
     true_match = evaluate_routes(RouteModel(net.mdp, theta).most_likely_path, test, L, "", False)
     out: dict = {"weights": dict(a.weight), "temperature": round(temperature, 3), "n_train": len(train),

@@ -145,8 +145,8 @@ class ActionBasedModel:
     transition's cost at least ``min_cost``.
 
     Parameters: ``alpha`` temperature (default 1), ``l2`` regularization on the
-    per-trip average (default 0), ``theta0`` start (default: all ``-1``; must give
-    positive costs), ``max_iter`` (default 200), ``min_cost`` the least cost a
+    per-trip average (default 0), ``theta0`` start (default: all ``-1``),
+    ``max_iter`` SLSQP iterations per round (default 200), ``min_cost`` the least cost a
     transition may have (default 1e-3, as in max margin planning).
     """
 
@@ -216,51 +216,70 @@ class ActionBasedModel:
         """Maximum likelihood subject to every transition costing at least ``min_cost``.
 
         ``V*`` is a shortest-path value, so costs must stay positive. Under label bias the
-        unconstrained optimum can want a per-segment *bonus* (to a locally normalized
-        model, paths through many branchings look likelier than they are), so the
-        constraint may be active: the fit is a constrained one (SLSQP on linear
-        constraints). The constraints are :func:`positive_cost_rows`; transitions that
-        still violate them are added and the fit resumed (cutting planes).
+        unconstrained optimum can want a per-segment *bonus* (a locally normalized model
+        gives routes through many branchings less probability than the data do), so the
+        constraint may bind: the fit is a constrained one (SLSQP on linear constraints).
+        The constraints are :func:`positive_cost_rows`; transitions that still violate them
+        are added and the fit resumed (cutting planes, up to ``_MAX_CUTS`` rounds of up to
+        ``max_iter`` iterations each). An infeasible ``theta0`` is projected by the first step.
+
+        Raises ``InvalidParameterError`` if ``min_cost`` is not positive or a transition has
+        no features (its cost would be 0 whatever ``theta``).
         """
+        if not (np.isfinite(self.min_cost) and self.min_cost > 0):
+            raise InvalidParameterError(f"min_cost must be positive, got {self.min_cost}")
+        featureless = np.flatnonzero(~np.any(mdp.features != 0, axis=1))
+        if featureless.size:
+            raise InvalidParameterError(f"transitions {featureless[:5].tolist()} have no features: their cost is 0 "
+                                        "for every theta, and the action model needs positive costs")
         trips = make_trip_set(mdp, paths)
         k = mdp.n_features
         x0 = -np.ones(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)
         scale = 1.0 / trips.n_trips
         feature_scale = feature_rms(mdp, trips)  # the solver works on u = theta * feature_scale, as MaxEntIRL
+        out_of_bounds = 1e12  # objective where V* is undefined (a cost <= 0, off the constraint rows)
 
         def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
             theta = u / feature_scale
             try:
                 ll, g = self._ll_grad(mdp, trips, theta)
-            except InvalidParameterError:  # outside the feasible set by more than the solver's tolerance
-                return 1e12, np.zeros(k)
+            except InvalidParameterError:  # some cost <= 0: a transition the constraint rows do not cover yet
+                return out_of_bounds, np.zeros(k)
             if not np.isfinite(ll):
-                return 1e12, np.zeros(k)
+                return out_of_bounds, np.zeros(k)
             f = -ll * scale + 0.5 * self.l2 * theta @ theta
             return f, (-g * scale + self.l2 * theta) / feature_scale
 
         rows = positive_cost_rows(mdp.features)
+        tol = self.min_cost * (1 - 1e-6)  # the solver meets the bound to rounding
         u = x0 * feature_scale
-        n_iter, message, bad = 0, "", np.zeros(0, dtype=np.int64)
+        n_iter, res = 0, None
         for _ in range(_MAX_CUTS):
             A = rows / feature_scale  # the cost of row i at u is -(A @ u)[i]
             res = minimize(objective, u, jac=True, method="SLSQP",
                            constraints=[{"type": "ineq", "fun": lambda v, A=A: -(A @ v) - self.min_cost,
                                          "jac": lambda v, A=A: -A}],
                            options={"maxiter": self.max_iter, "ftol": 1e-10})
-            u, n_iter, message = res.x, n_iter + int(res.nit), str(res.message)
-            bad = np.flatnonzero(-(mdp.features @ (u / feature_scale)) < 0.5 * self.min_cost)
-            if bad.size == 0:
+            u, n_iter = res.x, n_iter + int(res.nit)
+            bad = np.flatnonzero(-(mdp.features @ (u / feature_scale)) < tol)
+            new = np.unique(mdp.features[bad], axis=0)
+            new = new[~(new[:, None, :] == rows[None, :, :]).all(axis=2).any(axis=1)]
+            if new.size == 0:  # feasible, or the violated rows are constraints already: cutting cannot help
                 break
-            rows = np.vstack([rows, mdp.features[bad]])
+            rows = np.vstack([rows, new])
+        cost = -(mdp.features @ (u / feature_scale))
         self.theta_ = u / feature_scale
         self.mdp_ = mdp
         self.n_iter_ = n_iter
-        self.message_ = message
-        self.converged_ = bool(res.success) and bad.size == 0
-        self.n_at_min_cost_ = int(np.sum(-(mdp.features @ self.theta_) < 1.01 * self.min_cost))
-        logger.info("action-based model: %d iterations (%s); %d transitions at the least cost", n_iter, message,
-                    self.n_at_min_cost_)
+        self.message_ = str(res.message)
+        self.converged_ = bool(res.success) and bool(np.all(cost >= tol)) and float(res.fun) < out_of_bounds
+        self.n_at_min_cost_ = int(np.sum((cost >= tol) & (cost < 1.01 * self.min_cost)))
+        if self.converged_:
+            logger.info("action-based model: %d iterations (%s); %d transitions at the least cost", n_iter,
+                        self.message_, self.n_at_min_cost_)
+        else:
+            logger.warning("action-based model did not converge: %s; %d iterations, least transition cost %.3g "
+                           "(bound %.3g)", self.message_, n_iter, float(cost.min()), self.min_cost)
         return self
 
     def _check(self) -> RouteMDP:

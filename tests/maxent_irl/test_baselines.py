@@ -9,6 +9,7 @@ import pytest
 
 from maxent_irl import RouteMDP, RouteModel
 from maxent_irl.baselines import ActionBasedModel, ShortestPathBaseline
+from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.objective import make_trip_set
 from maxent_irl.synthetic import grid_route_mdp
 
@@ -47,9 +48,10 @@ def test_action_model_fit_improves_likelihood_and_predicts_routes() -> None:
 
 
 def test_action_model_fit_stops_at_the_least_cost_when_label_bias_wants_a_bonus() -> None:
-    """Fig. 2 with one feature, a count per transition: paths 1 and 2 (three transitions) are
-    driven twice as often as path 3 (two), so the locally normalized model wants a per-transition
-    *bonus* of log 2. Costs must stay positive, so the constrained optimum is the least cost."""
+    """Fig. 2 with one feature, a count per transition: each path is driven once, so the branch to
+    paths 1 and 2 (three transitions each) is taken twice as often as path 3 (two), and the locally
+    normalized model wants a per-transition *bonus* of log 2. Costs must stay positive, so the
+    constrained optimum is the least cost."""
     mdp = fig2_mdp()
     mdp = RouteMDP(6, mdp.src, mdp.dst, np.ones((mdp.n_transitions, 1)), ["segment"])
     paths = [np.array([0, 1, 2, 5]), np.array([0, 1, 3, 5]), np.array([0, 4, 5])]
@@ -64,19 +66,56 @@ def test_action_model_fit_stops_at_the_least_cost_when_label_bias_wants_a_bonus(
         assert other.log_likelihood(paths) < fitted.log_likelihood(paths)
 
 
-def test_action_model_fit_costs_stay_positive_on_road_features() -> None:
-    """Road-like features (km by class plus a per-transition count): label bias shows as a
-    per-transition *bonus*, and every fitted cost still is at least ``min_cost``."""
+def _grid_trips(segment: float) -> tuple[RouteMDP, list[np.ndarray]]:
     mdp = grid_route_mdp(6, seed=8)
-    theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
-    theta[-1] = -0.05  # a small per-transition cost: label bias pushes the action model toward a bonus
+    theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, segment])
     rng = np.random.default_rng(3)
     o, d = rng.integers(0, mdp.n_states, 200), rng.integers(0, mdp.n_states, 200)
-    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=4)
-    fitted = ActionBasedModel(min_cost=1e-3).fit(mdp, paths)
-    assert fitted.theta_[-1] > 0  # the drivers' per-transition weight is a cost (-0.05)
+    return mdp, RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=4)
+
+
+def test_action_model_fit_label_bias_is_a_per_transition_bonus() -> None:
+    """Drivers pay 0.05 per transition; the action model fits a per-transition *bonus* (label bias),
+    compensated by dearer km, and reaches the same optimum from another start (exact, scaled gradient)."""
+    mdp, paths = _grid_trips(-0.05)
+    fitted = ActionBasedModel().fit(mdp, paths)
+    assert fitted.converged_
+    assert fitted.theta_[-1] > 0
     assert np.min(-(mdp.features @ fitted.theta_)) >= 1e-3 * (1 - 1e-6)
-    assert fitted.log_likelihood(paths) > ActionBasedModel(max_iter=1).fit(mdp, paths).log_likelihood(paths)
+    other = ActionBasedModel(theta0=np.array([-5.0, -5.0, -2.0, -2.0, -2.0, -0.5])).fit(mdp, paths)
+    assert other.log_likelihood(paths) == pytest.approx(fitted.log_likelihood(paths), rel=1e-6)
+
+
+def test_action_model_fit_with_a_binding_bound_and_cutting_planes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With min_cost = 0.5 the bound binds on the grid. Given a single constraint row, the fit must
+    add the violated transitions (cutting planes) and reach the same constrained optimum."""
+    from maxent_irl import baselines
+
+    mdp, paths = _grid_trips(-0.05)
+    full = ActionBasedModel(min_cost=0.5).fit(mdp, paths)
+    cost = -(mdp.features @ full.theta_)
+    assert full.converged_ and full.n_at_min_cost_ > 0
+    assert cost.min() >= 0.5 * (1 - 1e-6)
+    assert full.log_likelihood(paths) < ActionBasedModel().fit(mdp, paths).log_likelihood(paths)
+
+    monkeypatch.setattr(baselines, "positive_cost_rows", lambda f: f[:1])
+    cut = ActionBasedModel(min_cost=0.5).fit(mdp, paths)
+    assert cut.converged_
+    assert np.min(-(mdp.features @ cut.theta_)) >= 0.5 * (1 - 1e-6)
+    assert cut.log_likelihood(paths) == pytest.approx(full.log_likelihood(paths), rel=1e-6)
+
+
+def test_action_model_fit_rejects_what_cannot_have_positive_costs() -> None:
+    mdp = fig2_mdp()
+    paths = [np.array([0, 4, 5])]
+    with pytest.raises(InvalidParameterError, match="min_cost"):
+        ActionBasedModel(min_cost=0.0).fit(mdp, paths)
+    feats = mdp.features.copy()
+    feats[3] = 0.0
+    with pytest.raises(InvalidParameterError, match="no features"):
+        ActionBasedModel().fit(RouteMDP(6, mdp.src, mdp.dst, feats, ["cost"]), paths)
+    start = ActionBasedModel(theta0=np.array([1.0]), max_iter=0).fit(mdp, paths)  # infeasible, no iterations
+    assert not start.converged_
 
 
 def test_shortest_path_baseline() -> None:
