@@ -267,8 +267,8 @@ class ActionBasedModel:
             if new.size == 0:  # feasible, or the violated rows are constraints already: cutting cannot help
                 break
             rows = np.vstack([rows, new])
-        cost = -(mdp.features @ (u / feature_scale))
         self.theta_ = u / feature_scale
+        cost = -(mdp.features @ self.theta_)
         self.mdp_ = mdp
         self.n_iter_ = n_iter
         self.message_ = str(res.message)
