@@ -24,8 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.evaluate import evaluate_routes, fit_action_model, paired_difference, split_train_test, usable_paths
+from app.evaluate.data import split_train_test, usable_paths
+from app.evaluate.models import fit_action_model
 from maxent_irl import RouteModel
+from maxent_irl.metrics import paired_difference, route_matches
 from maxent_irl.roads import RoadNetwork, calibrate_temperature, default_true_theta, simulate_trips
 
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     action, _ = fit_action_model(net.mdp, train, max_trips=0, max_iter=500, warm_trips=2000, seed=a.seed,
                                  progress=False)
     L = net.segment_length_m
-    true_match = evaluate_routes(RouteModel(net.mdp, theta).most_likely_path, test, L, "", False)
+    true_match = route_matches(RouteModel(net.mdp, theta).most_likely_path, test, L)
     out: dict = {"weights": dict(a.weight), "temperature": round(temperature, 3), "n_train": len(train),
                  "n_test": len(test), "action_fit": {"converged": action.converged_, "n_iter": action.n_iter_,
                                                      "n_at_min_cost": action.n_at_min_cost_,
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "true_theta": {"matching": round(100 * true_match.mean(), 2),
                                 "match90": round(100 * np.mean(true_match >= 0.9 - 1e-12), 2)}}
     for label, predict in (("Action", action.most_likely_path), ("Action (costs)", action.lowest_cost_path)):
-        m = evaluate_routes(predict, test, L, "", False)
+        m = route_matches(predict, test, L)
         out[f"true θ − {label}"] = {
             metric: [round(100 * v, 2) for v in paired_difference(a_, b_).values()]
             for metric, a_, b_ in (("matching pp [95% CI]", true_match, m),

@@ -9,13 +9,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from maxent_irl.exceptions import InvalidParameterError
+from maxent_irl.exceptions import InvalidParameterError, UnreachableDestinationError
 
-__all__ = ["destination_accuracy", "partial_path", "route_match_fraction", "table1_row"]
+__all__ = [
+    "FRACTIONS", "MATCH90", "destination_accuracy", "paired_difference", "partial_path", "route_match_fraction",
+    "route_matches", "table1_summary",
+]
+
+#: Share of a route that counts as matched in Table 1's second column.
+MATCH90 = 0.9
+#: Fractions of a trip's distance observed before predicting its destination (Fig. 5).
+FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 PathPredictor = Callable[[int, int], np.ndarray]
 
@@ -30,25 +39,52 @@ def route_match_fraction(predicted: np.ndarray, actual: np.ndarray, state_length
     return float(state_length[actual][shared].sum() / total)
 
 
-def table1_row(
-    predict: PathPredictor,
-    paths: Sequence[np.ndarray],
-    state_length: np.ndarray,
-    log_prob: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None,
-) -> dict[str, float | None]:
-    """One row of Table 1 for a model: ``matching``, ``match90`` (fractions in [0, 1]) and mean ``log_prob``.
+def route_matches(
+    predict: PathPredictor, paths: Sequence[np.ndarray], state_length: np.ndarray,
+    callback: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Per trip ``(n,)``: the share of the held-out route's distance matched by ``predict(origin, destination)``.
 
-    ``predict(o, d)`` gives the model's route; ``log_prob(paths)`` the per-path
-    log-probabilities (None for models that are not densities).
+    ``callback(i)`` runs after trip ``i`` (a progress bar's hook).
     """
     if len(paths) == 0:
         raise InvalidParameterError("no paths to evaluate")
-    match = np.array([route_match_fraction(predict(int(p[0]), int(p[-1])), p, state_length) for p in paths])
+    out = np.empty(len(paths))
+    for i, p in enumerate(paths):
+        out[i] = route_match_fraction(predict(int(p[0]), int(p[-1])), p, state_length)
+        if callback is not None:
+            callback(i)
+    return out
+
+
+def table1_summary(match: np.ndarray, log_prob: np.ndarray | None = None) -> dict[str, float | int | None]:
+    """One row of Table 1 from per-trip values: ``matching`` and ``match90`` (fractions), mean ``log_prob``.
+
+    ``log_prob`` is None for models that are not densities (shortest paths, max margin).
+    """
+    match = np.asarray(match, dtype=float)
+    if match.size == 0:
+        raise InvalidParameterError("no trips to summarize")
     return {
         "matching": float(match.mean()),
-        "match90": float(np.mean(match >= 0.9 - 1e-12)),
-        "log_prob": None if log_prob is None else float(np.mean(log_prob(paths))),
+        "match90": float(np.mean(match >= MATCH90 - 1e-12)),
+        "log_prob": None if log_prob is None else float(np.mean(log_prob)),
+        "n_trips": int(match.size),
     }
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean of ``a - b`` over the same trips, with a normal 95 % interval.
+
+    Paired because trips differ far more from each other than two models do on one trip:
+    the interval of the difference is much narrower than the two rows' own intervals.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise InvalidParameterError("paired_difference needs two equally long, nonempty per-trip arrays")
+    d = a - b
+    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(d.size) if d.size > 1 else math.inf
+    return {"diff": float(d.mean()), "ci95_low": float(d.mean() - half), "ci95_high": float(d.mean() + half)}
 
 
 def partial_path(path: np.ndarray, fraction: float, state_length: np.ndarray) -> np.ndarray:
@@ -65,24 +101,46 @@ def destination_accuracy(
     candidates: np.ndarray,
     prior: np.ndarray | None,
     state_length: np.ndarray,
-    fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    fractions: Sequence[float] = FRACTIONS,
     top_k: Sequence[int] = (1, 3),
+    *,
+    candidate_region: np.ndarray | None = None,
+    true_region: np.ndarray | None = None,
+    callback: Callable[[int], None] | None = None,
 ) -> dict[int, np.ndarray]:
-    """Top-k accuracy ``(len(fractions),)`` for each k: is the true destination among the k most probable?
+    """Top-k accuracy ``(len(fractions),)`` for each k, given the first fraction (by distance) of each trip.
 
-    Only trips whose destination is a candidate count (the paper predicts among a
-    fixed set of destinations). Ties are broken against the true destination.
+    Without regions, the question is "is the true destination among the k most probable
+    candidates?", and only trips ending at a candidate count. With regions (the paper's
+    Fig. 5 predicts among 5), ``candidate_region`` ``(C,)`` maps each candidate to a
+    region, ``true_region`` ``(n,)`` gives each trip's, and a region's probability is the
+    sum over its candidates. Ties count against the truth; a trip that has passed every
+    candidate (:class:`UnreachableDestinationError`) is a miss. ``callback(i)`` runs after trip ``i``.
     """
     candidates = np.asarray(candidates)
-    trips = [p for p in paths if np.isin(p[-1], candidates)]
+    if candidate_region is None:
+        trips = [p for p in paths if np.isin(p[-1], candidates)]
+        group = np.arange(candidates.size)
+        truth = np.array([int(np.flatnonzero(candidates == p[-1])[0]) for p in trips], dtype=int)
+    else:
+        if true_region is None or len(true_region) != len(paths) or len(candidate_region) != candidates.size:
+            raise InvalidParameterError("regions need candidate_region (one per candidate) and true_region "
+                                        "(one per path)")
+        trips, group, truth = list(paths), np.asarray(candidate_region), np.asarray(true_region, dtype=int)
     if not trips:
         raise InvalidParameterError("no trip ends at a candidate destination")
+    n_groups = int(max(group.max(initial=-1), truth.max(initial=-1))) + 1
     hits = {k: np.zeros(len(fractions)) for k in top_k}
-    for p in trips:
-        true_idx = int(np.flatnonzero(candidates == p[-1])[0])
+    for i, (p, r) in enumerate(zip(trips, truth, strict=True)):
         for f_i, f in enumerate(fractions):
-            probs = posterior(partial_path(p, f, state_length), candidates, prior)
-            rank = int(np.sum(probs >= probs[true_idx])) - 1  # others at least as probable
+            try:
+                probs = posterior(partial_path(p, f, state_length), candidates, prior)
+            except UnreachableDestinationError:
+                continue
+            by_group = np.bincount(group, probs, minlength=n_groups)
+            rank = int(np.sum(by_group >= by_group[r])) - 1  # others at least as probable
             for k in top_k:
                 hits[k][f_i] += rank < k
+        if callback is not None:
+            callback(i)
     return {k: v / len(trips) for k, v in hits.items()}

@@ -5,18 +5,46 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maxent_irl.metrics import destination_accuracy, partial_path, route_match_fraction, table1_row
+from maxent_irl.exceptions import InvalidParameterError, UnreachableDestinationError
+from maxent_irl.metrics import (
+    destination_accuracy,
+    paired_difference,
+    partial_path,
+    route_match_fraction,
+    route_matches,
+    table1_summary,
+)
 
 
-def test_route_match_and_table1_row() -> None:
+def test_route_match_and_table1_summary() -> None:
     length = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
     assert route_match_fraction([0, 1, 2], [0, 1, 2], length) == 1.0
     assert route_match_fraction([0, 4, 2], [0, 1, 2], length) == pytest.approx(4 / 6)
     paths = [np.array([0, 1, 2]), np.array([0, 3, 2])]
-    row = table1_row(lambda o, d: np.array([0, 1, 2]), paths, length, lambda ps: np.array([-1.0, -3.0]))
-    assert row["matching"] == pytest.approx((1 + 4 / 8) / 2)
-    assert row["match90"] == 0.5 and row["log_prob"] == -2.0
-    assert table1_row(lambda o, d: np.array([o, d]), paths, length)["log_prob"] is None
+    seen: list[int] = []
+    match = route_matches(lambda o, d: np.array([0, 1, 2]), paths, length, callback=seen.append)
+    np.testing.assert_allclose(match, [1.0, 4 / 8])
+    assert seen == [0, 1]
+    row = table1_summary(match, np.array([-1.0, -3.0]))
+    assert row == {"matching": pytest.approx(0.75), "match90": 0.5, "log_prob": -2.0, "n_trips": 2}
+    assert table1_summary(np.array([0.9 - 1e-13]))["match90"] == 1.0  # 90 % up to rounding counts
+    assert table1_summary(match)["log_prob"] is None
+    with pytest.raises(InvalidParameterError):
+        route_matches(lambda o, d: np.array([o, d]), [], length)
+
+
+def test_paired_difference() -> None:
+    d = paired_difference(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    assert d == {"diff": 1.0, "ci95_low": 1.0, "ci95_high": 1.0}  # the same gain on every trip: no doubt
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=400)
+    d = paired_difference(a + 0.1, a)  # trips vary a lot, the models by a constant: pairing sees it
+    assert d["ci95_low"] == pytest.approx(0.1) and d["ci95_high"] == pytest.approx(0.1)
+    noisy = paired_difference(a, rng.normal(size=400))
+    assert noisy["ci95_low"] < noisy["diff"] < noisy["ci95_high"]
+    assert noisy["ci95_high"] - noisy["ci95_low"] == pytest.approx(2 * 1.96 * np.sqrt(2 / 400), rel=0.15)
+    with pytest.raises(InvalidParameterError):
+        paired_difference(np.ones(3), np.ones(4))
 
 
 def test_partial_path_and_destination_accuracy() -> None:
@@ -34,6 +62,26 @@ def test_partial_path_and_destination_accuracy() -> None:
     acc = destination_accuracy(oracle, [path], np.array([3, 9, 7]), None, length, fractions=(0.2, 0.8), top_k=(1, 3))
     assert acc[1].tolist() == [0.0, 1.0]  # ties count against the truth
     assert acc[3].tolist() == [1.0, 1.0]
+
+
+def test_destination_accuracy_by_region() -> None:
+    """Regions sum their candidates' probabilities; a trip past every candidate is a miss."""
+    length = np.ones(10)
+    paths = [np.arange(10), np.arange(10)[::-1]]
+    candidates = np.array([3, 9, 7, 0])
+    region = np.array([0, 1, 1, 2])  # 9 and 7 form region 1
+
+    def posterior(partial, cands, prior):
+        if partial[0] == 9 and len(partial) >= 5:
+            raise UnreachableDestinationError("every candidate passed")
+        return np.array([0.4, 0.35, 0.25, 0.0])  # 3 is the likeliest destination, region 1 the likeliest region
+
+    acc = destination_accuracy(posterior, paths, candidates, None, length, fractions=(0.2, 0.8), top_k=(1, 2),
+                               candidate_region=region, true_region=np.array([1, 0]))
+    assert acc[1].tolist() == [0.5, 0.5]  # trip 0 (region 1: 0.6) right both times; trip 1 (region 0: 0.4) never
+    assert acc[2].tolist() == [1.0, 0.5]  # trip 1 is second at 20 %, and a miss once it passed every candidate
+    with pytest.raises(InvalidParameterError, match="regions"):
+        destination_accuracy(posterior, paths, candidates, None, length, candidate_region=region)
 
 
 def test_most_likely_path_is_not_the_best_matching_prediction() -> None:

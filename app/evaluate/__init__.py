@@ -1,0 +1,26 @@
+"""``routeirl evaluate``: the evaluation of Ziebart et al. (2008) as one command.
+
+Users trust a route-choice model when it beats simple baselines on held-out trips, so this
+reproduces the paper's evaluation and writes it to a report folder:
+
+* ``report.md`` and ``metrics.json``: Table 1 (share of a held-out route's distance matched by
+  the model's most likely path, share of trips matched to >= 90 %, mean held-out
+  log-probability) for MaxEnt, the time-based shortest path, max-margin planning and the
+  action-based model; the learned weights with standard errors and, for simulated trips, the
+  true ones; destination accuracy versus the fraction of the trip observed;
+* ``costs.png`` (Fig. 3: learned costs in seconds next to the true ones),
+  ``destinations.png`` (Fig. 5: top-1 / top-3 destination accuracy).
+
+Modules: :mod:`~app.evaluate.config` (flags and their checks), :mod:`~app.evaluate.data`
+(simulated or stored trips, split), :mod:`~app.evaluate.models` (fits with progress bars),
+:mod:`~app.evaluate.recovery` (which weights are exercised, θ in seconds),
+:mod:`~app.evaluate.destinations` (Fig. 5), :mod:`~app.evaluate.plots`,
+:mod:`~app.evaluate.report`, :mod:`~app.evaluate.run` (the whole run) and
+:mod:`~app.evaluate.command` (the CLI). Importing this package only registers the command;
+``from app.evaluate.run import run_evaluation`` runs an evaluation from Python.
+"""
+
+from app.evaluate.command import evaluate
+from app.evaluate.config import EvalConfig, EvaluationError
+
+__all__ = ["EvalConfig", "EvaluationError", "evaluate"]
