@@ -169,7 +169,7 @@ class RouteModel:
         o = self._state(origin, "origin")
         d = self._state(destination, "destination")
         batch = self._solve(np.array([d]), [np.array([o])])
-        if batch.Z[o, 0] <= 0:
+        if batch.log_z(np.array([o]), np.array([0]))[0] == -np.inf:
             raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
         res = forward_pass(self.mdp, batch, [np.array([o])], [np.array([1.0])], with_states=True)
         states = res.states

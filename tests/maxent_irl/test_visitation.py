@@ -29,6 +29,26 @@ def test_expected_visits_match_brute_force(make) -> None:
         assert visits.states[d] == pytest.approx(1.0)  # every trip arrives once
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_expected_visits_do_not_depend_on_the_state_ordering(seed: int) -> None:
+    """Solves run in the factorization's internal order; every answer must come back in state order, whatever the
+    fill-reducing ordering (a reachability check once read an internal row as a state)."""
+    from maxent_irl.exceptions import UnreachableDestinationError
+
+    mdp = sink_mdp()
+    ordering = np.random.default_rng(seed).permutation(mdp.n_states)
+    model = RouteModel(mdp, -np.full(mdp.n_features, 1.8), ordering=ordering)
+    for o in range(mdp.n_states):
+        for d in range(mdp.n_states):
+            _, _, Z, E = brute_force(mdp, model.logw, o, d)
+            if Z == 0:  # from the sink 4 nothing is reachable
+                with pytest.raises(UnreachableDestinationError):
+                    model.expected_visits(o, d)
+                continue
+            np.testing.assert_allclose(model.expected_visits(o, d).transitions, E, atol=1e-9)
+            assert model.log_partition(o, d) == pytest.approx(np.log(Z), rel=1e-9, abs=1e-12)
+
+
 def test_batched_forward_sums_over_destinations() -> None:
     """Several destinations and origins in one batch equal the sum of single brute-force answers."""
     mdp = cyclic_mdp(seed=4)
