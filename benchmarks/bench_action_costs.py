@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.evaluate.data import split_train_test, usable_paths
 from app.evaluate.models import fit_action_model
 from maxent_irl import RouteModel
-from maxent_irl.metrics import paired_difference, route_matches
+from maxent_irl.metrics import MATCH90, paired_difference, route_matches
 from maxent_irl.roads import RoadNetwork, calibrate_temperature, default_true_theta, simulate_trips
 
 
@@ -72,13 +72,13 @@ def main(argv: list[str] | None = None) -> dict:
                                                      "n_at_min_cost": action.n_at_min_cost_,
                                                      "message": action.message_},
                  "true_theta": {"matching": round(100 * true_match.mean(), 2),
-                                "match90": round(100 * np.mean(true_match >= 0.9 - 1e-12), 2)}}
+                                "match90": round(100 * np.mean(true_match >= MATCH90 - 1e-12), 2)}}
     for label, predict in (("Action", action.most_likely_path), ("Action (costs)", action.lowest_cost_path)):
         m = route_matches(predict, test, L)
         out[f"true θ − {label}"] = {
             metric: [round(100 * v, 2) for v in paired_difference(a_, b_).values()]
             for metric, a_, b_ in (("matching pp [95% CI]", true_match, m),
-                                   ("90% match pp [95% CI]", true_match >= 0.9 - 1e-12, m >= 0.9 - 1e-12))}
+                                   ("90% match pp [95% CI]", true_match >= MATCH90 - 1e-12, m >= MATCH90 - 1e-12))}
     out["seconds"] = round(time.perf_counter() - start, 1)
     for key, value in out.items():
         print(f"{key}: {json.dumps(value, ensure_ascii=False)}")

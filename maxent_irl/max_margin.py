@@ -28,15 +28,21 @@ __all__ = ["MaxMarginPlanning", "MaxMarginStep", "project_onto_positive_costs"]
 logger = logging.getLogger(__name__)
 
 
+#: Rounds of cutting planes per projection before falling back to the interior point.
+_MAX_CUTS = 5
+
+
 @dataclass(frozen=True, slots=True)
 class MaxMarginStep:
     """What ``callback`` gets after each subgradient step: the ``lam`` being fitted, the step
-    (1-based) of ``n_steps``, and the minibatch's mean hinge loss (km + cost units)."""
+    (1-based) of ``n_steps``, the minibatch's mean hinge loss at the weights the step started
+    from (km + cost units), and the weights ``w`` ``(k,)`` after the step."""
 
     lam: float
     step: int
     n_steps: int
     hinge: float
+    w: np.ndarray
 
 
 def project_onto_positive_costs(w: np.ndarray, A: np.ndarray, eps: float, interior: np.ndarray) -> np.ndarray:
@@ -69,9 +75,10 @@ class MaxMarginPlanning:
     """Maximum margin planning for route MDPs, by projected stochastic subgradient descent.
 
     Minimizes ``lam/2 |w|^2 + mean_i [c(y_i) - min_y (c(y) - L(y_i, y))]`` over weights
-    ``w`` of costs ``c = F w``, with step ``eta0 / sqrt(t)``, minibatches of ``batch``
-    trips and the average of the second half of the iterates, keeping every cost >=
-    ``eps``. The loss ``L`` is the demonstrated distance (km) the plan misses, the
+    ``w`` of costs ``c = F w``, with step ``min(eta0 / sqrt(t), 1 / lam)`` (beyond
+    ``1 / lam`` the weight decay alone would overshoot zero and the iterates diverge),
+    minibatches of ``batch`` trips and the average of the second half of the iterates,
+    keeping every cost >= ``eps``. The loss ``L`` is the demonstrated distance (km) the plan misses, the
     quantity Table 1 measures; then ``c(y) - L(y_i, y) = c(y) + km(y ∩ y_i) - km(y_i)``,
     so loss-augmented planning is a shortest path with each demonstrated segment's length
     added to its cost. With several ``lams``, the one whose plans match a seeded
@@ -96,10 +103,12 @@ class MaxMarginPlanning:
     def fit(self, mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray) -> MaxMarginPlanning:
         """Fit on demonstrated ``paths`` (state sequences); ``state_length_m`` ``(S,)`` weighs the loss."""
         lams = tuple(float(x) for x in self.lams)
-        if not lams or min(lams) < 0:
-            raise InvalidParameterError(f"lams must be nonnegative numbers, got {self.lams!r}")
+        if not lams or not all(math.isfinite(x) and x >= 0 for x in lams):
+            raise InvalidParameterError(f"lams must be finite nonnegative numbers, got {self.lams!r}")
         if self.n_iter < 1 or self.batch < 1 or not self.eta0 > 0 or not self.eps > 0:
             raise InvalidParameterError("n_iter and batch must be >= 1, eta0 and eps positive")
+        if len(lams) > 1 and not 0 < self.validation_fraction < 1:
+            raise InvalidParameterError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         paths = [np.asarray(p) for p in paths]
         if len(paths) < (2 if len(lams) > 1 else 1):
             raise InvalidParameterError(f"too few paths to fit ({len(paths)})")
@@ -113,7 +122,7 @@ class MaxMarginPlanning:
         self._A = positive_cost_rows(mdp.features)
         self._interior = self._interior_point(mdp)
 
-        self.validation_ = {}
+        self.validation_: dict[float, float] = {}
         if len(lams) > 1:
             order = np.random.default_rng(self.seed + 1).permutation(len(paths))
             n_val = min(max(1, round(self.validation_fraction * len(paths))), len(paths) - 1)
@@ -149,14 +158,31 @@ class MaxMarginPlanning:
         return w
 
     def _project(self, w: np.ndarray) -> np.ndarray:
-        """Project onto positive costs; rows of ``F`` the reduced constraints miss are added (cutting planes)."""
-        F = self._F
-        while True:
+        """Project onto positive costs; rows of ``F`` the reduced constraints miss are added (cutting planes).
+
+        Always feasible: if a few rounds of cuts do not reach every transition (features
+        without the road structure :func:`positive_cost_rows` relies on), the point is moved
+        toward the interior point just far enough, over all rows of ``F``.
+        """
+        F, floor = self._F, self.eps * (1 - 1e-9)
+        x = w
+        for _ in range(_MAX_CUTS):
             x = project_onto_positive_costs(w, self._A, self.eps, self._interior)
-            violated = np.flatnonzero(F @ x < self.eps * (1 - 1e-9))
+            violated = np.flatnonzero(F @ x < floor)
             if violated.size == 0:
                 return x
-            self._A = np.vstack([self._A, F[violated]])
+            new = positive_cost_rows(F[violated])  # a few rows per feature pattern, not every transition
+            known = {row.tobytes() for row in self._A}
+            new = new[[row.tobytes() not in known for row in new]]
+            if len(new) == 0:
+                break
+            self._A = np.vstack([self._A, new])
+        fx, f0 = F @ x, F @ self._interior
+        bad = fx < self.eps
+        if bad.any():
+            s = float(np.max((self.eps - fx[bad]) / (f0[bad] - fx[bad])))
+            x = (1 - s) * x + s * self._interior
+        return x
 
     def _fit_one(self, mdp: RouteMDP, paths: list[np.ndarray], lam: float) -> np.ndarray:
         F = self._F
@@ -180,10 +206,11 @@ class MaxMarginPlanning:
                 missed_km = demo_km[i] - float(self._km[ty][on_demo[ty]].sum())
                 hinge += (float((demo[i] - fy) @ w) + missed_km) / batch
                 grad += (demo[i] - fy) / batch
-            w = self._project(w - self.eta0 / math.sqrt(t) * grad)
+            step = self.eta0 / math.sqrt(t) if lam == 0 else min(self.eta0 / math.sqrt(t), 1.0 / lam)
+            w = self._project(w - step * grad)
             if t > self.n_iter // 2:
                 avg += w
                 n_avg += 1
             if self.callback is not None:
-                self.callback(MaxMarginStep(lam, t, self.n_iter, hinge))
+                self.callback(MaxMarginStep(lam, t, self.n_iter, hinge, w.copy()))
         return avg / max(n_avg, 1)

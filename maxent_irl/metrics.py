@@ -63,8 +63,10 @@ def table1_summary(match: np.ndarray, log_prob: np.ndarray | None = None) -> dic
     ``log_prob`` is None for models that are not densities (shortest paths, max margin).
     """
     match = np.asarray(match, dtype=float)
-    if match.size == 0:
+    if match.ndim != 1 or match.size == 0:
         raise InvalidParameterError("no trips to summarize")
+    if log_prob is not None and np.shape(log_prob) != match.shape:
+        raise InvalidParameterError(f"log_prob has shape {np.shape(log_prob)}, the matches {match.shape}")
     return {
         "matching": float(match.mean()),
         "match90": float(np.mean(match >= MATCH90 - 1e-12)),
@@ -106,6 +108,7 @@ def destination_accuracy(
     *,
     candidate_region: np.ndarray | None = None,
     true_region: np.ndarray | None = None,
+    n_regions: int | None = None,
     callback: Callable[[int], None] | None = None,
 ) -> dict[int, np.ndarray]:
     """Top-k accuracy ``(len(fractions),)`` for each k, given the first fraction (by distance) of each trip.
@@ -114,12 +117,18 @@ def destination_accuracy(
     candidates?", and only trips ending at a candidate count. With regions (the paper's
     Fig. 5 predicts among 5), ``candidate_region`` ``(C,)`` maps each candidate to a
     region, ``true_region`` ``(n,)`` gives each trip's, and a region's probability is the
-    sum over its candidates. Ties count against the truth; a trip that has passed every
-    candidate (:class:`UnreachableDestinationError`) is a miss. ``callback(i)`` runs after trip ``i``.
+    sum over its candidates; ``n_regions`` (default: the largest region index + 1) counts
+    regions without candidates too, which tie at probability 0. Ties count against the
+    truth; a trip that has passed every candidate (:class:`UnreachableDestinationError`)
+    is a miss. ``callback(i)`` runs after trip ``i``.
     """
     candidates = np.asarray(candidates)
     if candidate_region is None:
+        if true_region is not None or n_regions is not None:
+            raise InvalidParameterError("true_region and n_regions need candidate_region")
         trips = [p for p in paths if np.isin(p[-1], candidates)]
+        if not trips:
+            raise InvalidParameterError("no trip ends at a candidate destination")
         group = np.arange(candidates.size)
         truth = np.array([int(np.flatnonzero(candidates == p[-1])[0]) for p in trips], dtype=int)
     else:
@@ -127,9 +136,13 @@ def destination_accuracy(
             raise InvalidParameterError("regions need candidate_region (one per candidate) and true_region "
                                         "(one per path)")
         trips, group, truth = list(paths), np.asarray(candidate_region), np.asarray(true_region, dtype=int)
-    if not trips:
-        raise InvalidParameterError("no trip ends at a candidate destination")
+        if not trips:
+            raise InvalidParameterError("no paths to evaluate")
     n_groups = int(max(group.max(initial=-1), truth.max(initial=-1))) + 1
+    if n_regions is not None:
+        if n_regions < n_groups:
+            raise InvalidParameterError(f"n_regions={n_regions}, but region {n_groups - 1} occurs")
+        n_groups = n_regions
     hits = {k: np.zeros(len(fractions)) for k in top_k}
     for i, (p, r) in enumerate(zip(trips, truth, strict=True)):
         for f_i, f in enumerate(fractions):

@@ -12,7 +12,8 @@ reproduces the paper's evaluation and writes it to a report folder:
   ``destinations.png`` (Fig. 5: top-1 / top-3 destination accuracy).
 
 Modules: :mod:`~app.evaluate.config` (flags and their checks), :mod:`~app.evaluate.data`
-(simulated or stored trips, split), :mod:`~app.evaluate.models` (fits with progress bars),
+(simulated or stored trips, split), :mod:`~app.evaluate.models` (fits),
+:mod:`~app.evaluate.progress` (progress bars and step timings),
 :mod:`~app.evaluate.recovery` (which weights are exercised, θ in seconds),
 :mod:`~app.evaluate.destinations` (Fig. 5), :mod:`~app.evaluate.plots`,
 :mod:`~app.evaluate.report`, :mod:`~app.evaluate.run` (the whole run) and

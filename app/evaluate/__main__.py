@@ -4,4 +4,5 @@ import sys
 
 from app.cli import main
 
-sys.exit(main(["evaluate", *sys.argv[1:]]))
+if __name__ == "__main__":
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

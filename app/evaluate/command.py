@@ -77,6 +77,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 @command("evaluate", help="evaluation report: Table 1, Fig. 3 and Fig. 5 of Ziebart et al. (2008)",
          configure=_configure)
 def evaluate(args: argparse.Namespace) -> int:
+    """Run the evaluation the flags describe; print where the report is and the headline numbers."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)

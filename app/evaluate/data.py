@@ -100,6 +100,7 @@ def split_train_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarra
 
 
 def load_network(cfg: EvalConfig) -> RoadNetwork:
+    """``--network`` (OSM file or saved network), or the embedded default; unreadable -> EvaluationError."""
     if cfg.network is None:
         return RoadNetwork.default()
     path = Path(cfg.network).expanduser()

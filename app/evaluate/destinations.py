@@ -35,6 +35,7 @@ def destination_regions(xy: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def nearest_region(xy: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``(n,)`` index of the centre nearest to each point of ``xy`` ``(n, 2)`` (metres)."""
     return np.argmin(((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1), axis=1)
 
 
@@ -55,7 +56,7 @@ def destination_prediction(cfg: EvalConfig, net: RoadNetwork, maxent: MaxEntIRL,
     true_region = nearest_region(mid[np.array([p[-1] for p in sample])], centres)
     with progress_bar(cfg.progress, total=len(sample), desc="destination prediction") as bar:
         acc = destination_accuracy(maxent.destination_posterior, sample, candidates, prior, L, FRACTIONS, TOP_K,
-                                   candidate_region=cand_region, true_region=true_region,
+                                   candidate_region=cand_region, true_region=true_region, n_regions=len(centres),
                                    callback=lambda _: bar.update(1))
     region_prior = np.bincount(cand_region, prior, minlength=len(centres))
     order = np.argsort(-region_prior, kind="stable")

@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from app.evaluate.config import EvaluationError
 from app.evaluate.progress import progress_bar
-from maxent_irl import MaxEntIRL, RouteMDP
+from maxent_irl import FitProgress, MaxEntIRL, RouteMDP
 from maxent_irl.baselines import ActionBasedModel
+from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.max_margin import MaxMarginPlanning, MaxMarginStep
 from maxent_irl.roads import RoadNetwork
 from maxent_irl.uncertainty import information_matrix
@@ -34,7 +36,7 @@ def fit_maxent(mdp: RouteMDP, paths: Sequence[np.ndarray], max_iter: int, progre
     """MaxEnt IRL by maximum likelihood (unregularized, as the paper), with a progress bar."""
     with progress_bar(progress, total=max_iter, desc="MaxEnt fit") as bar:
 
-        def tick(p: Any) -> None:
+        def tick(p: FitProgress) -> None:
             bar.update(1)
             bar.set_postfix(ll=f"{p.log_likelihood:.2f}", grad=f"{p.grad_norm:.1e}")
 
@@ -44,7 +46,7 @@ def fit_maxent(mdp: RouteMDP, paths: Sequence[np.ndarray], max_iter: int, progre
 def fit_action_model(
     mdp: RouteMDP, paths: Sequence[np.ndarray], max_trips: int, max_iter: int, warm_trips: int, seed: int,
     progress: bool,
-) -> tuple[Any, int]:
+) -> tuple[ActionBasedModel, int]:
     """The action-based baseline, fitted on at most ``max_trips`` training trips (0: all, the default).
 
     It starts from the class's default weights, independently of MaxEnt: started from the
@@ -93,7 +95,11 @@ def fit_max_margin(mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: n
             bar.update(1)
             bar.set_postfix(hinge=f"{step.hinge:.3f}")
 
-        return MaxMarginPlanning(n_iter=n_iter, batch=batch, seed=seed, callback=tick).fit(mdp, paths, state_length_m)
+        try:
+            return MaxMarginPlanning(n_iter=n_iter, batch=batch, seed=seed, callback=tick).fit(
+                mdp, paths, state_length_m)
+        except InvalidParameterError as exc:  # e.g. features that cannot make every cost positive
+            raise EvaluationError(f"max margin planning cannot run on these trips: {exc} (or pass --no-mmp)") from exc
 
 
 def maxent_information(mdp: RouteMDP, paths: Sequence[np.ndarray], maxent: MaxEntIRL, progress: bool) -> np.ndarray:

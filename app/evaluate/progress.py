@@ -25,6 +25,7 @@ def progress_bar(enabled: bool, **kwargs: Any) -> Iterator[Any]:
 
 @contextmanager
 def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the block in ``timings[name]`` (seconds), even if it raises."""
     start = time.perf_counter()
     try:
         yield

@@ -31,14 +31,17 @@ def jsonable(obj: Any) -> Any:
 
 
 def format_pct(x: float | None) -> str:
+    """A fraction as a percentage with 2 decimals; ``N/A`` for a model without this number."""
     return "N/A" if x is None else f"{100 * x:.2f}%"
 
 
 def _rel(x: float | None) -> str:
+    """Like :func:`format_pct`, but infinite (an unidentified weight's relative error) is ``N/A`` too."""
     return "N/A" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
 def format_num(x: float | None, fmt: str = ".3f") -> str:
+    """A number in ``fmt``; ``N/A`` when missing or infinite."""
     return "N/A" if x is None or not math.isfinite(x) else format(x, fmt)
 
 

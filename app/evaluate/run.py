@@ -19,7 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from app.evaluate.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE, TIME, EvalConfig, check_config
+from app.evaluate.config import (
+    ACTION,
+    ACTION_COSTS,
+    MAXENT,
+    MMP,
+    ORACLE,
+    TIME,
+    EvalConfig,
+    EvaluationError,
+    check_config,
+)
 from app.evaluate.data import get_trips, load_network, split_train_test, usable_paths
 from app.evaluate.destinations import destination_prediction
 from app.evaluate.models import (
@@ -61,6 +71,9 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raw, true_theta = get_trips(cfg, net, data)
         paths, dropped = usable_paths(mdp, raw)
     train_idx, test_idx = split_train_test(len(paths), cfg.test_fraction, seeds[0])
+    if cfg.mmp and train_idx.size < 2:
+        raise EvaluationError(f"max margin planning chooses its λ on training trips held back from its fit, so it "
+                              f"needs at least 2 training trips, got {train_idx.size}: use more trips or --no-mmp")
     out.mkdir(parents=True, exist_ok=True)  # only once there is something to evaluate
     train, test = [paths[i] for i in train_idx], [paths[i] for i in test_idx]
     data.update(n_trips=len(paths), n_dropped=dropped, n_train=len(train), n_test=len(test),

@@ -25,12 +25,17 @@ def test_route_match_and_table1_summary() -> None:
     match = route_matches(lambda o, d: np.array([0, 1, 2]), paths, length, callback=seen.append)
     np.testing.assert_allclose(match, [1.0, 4 / 8])
     assert seen == [0, 1]
-    row = table1_summary(match, np.array([-1.0, -3.0]))
-    assert row == {"matching": pytest.approx(0.75), "match90": 0.5, "log_prob": -2.0, "n_trips": 2}
+    row = table1_summary(match, np.array([-1.0, -5.0]))
+    assert row == {"matching": pytest.approx(0.75), "match90": 0.5, "log_prob": -3.0, "n_trips": 2}
+    assert table1_summary(np.array([0.2, 0.3, 1.0]), np.array([-1.0, -2.0, -9.0]))["log_prob"] == -4.0  # a mean
     assert table1_summary(np.array([0.9 - 1e-13]))["match90"] == 1.0  # 90 % up to rounding counts
     assert table1_summary(match)["log_prob"] is None
     with pytest.raises(InvalidParameterError):
         route_matches(lambda o, d: np.array([o, d]), [], length)
+    with pytest.raises(InvalidParameterError):
+        table1_summary(np.array([]))
+    with pytest.raises(InvalidParameterError, match="log_prob"):
+        table1_summary(match, np.array([-1.0]))
 
 
 def test_paired_difference() -> None:
@@ -40,11 +45,13 @@ def test_paired_difference() -> None:
     a = rng.normal(size=400)
     d = paired_difference(a + 0.1, a)  # trips vary a lot, the models by a constant: pairing sees it
     assert d["ci95_low"] == pytest.approx(0.1) and d["ci95_high"] == pytest.approx(0.1)
-    noisy = paired_difference(a, rng.normal(size=400))
-    assert noisy["ci95_low"] < noisy["diff"] < noisy["ci95_high"]
-    assert noisy["ci95_high"] - noisy["ci95_low"] == pytest.approx(2 * 1.96 * np.sqrt(2 / 400), rel=0.15)
-    with pytest.raises(InvalidParameterError):
-        paired_difference(np.ones(3), np.ones(4))
+    d = paired_difference(np.array([3.0, 1.0, 2.0, 6.0]), np.zeros(4))  # mean 3, sample variance 14/3
+    half = 1.96 * np.sqrt(14 / 3) / 2
+    assert d["diff"] == 3.0
+    assert d["ci95_low"] == pytest.approx(3 - half, rel=1e-12) and d["ci95_high"] == pytest.approx(3 + half, rel=1e-12)
+    for a_, b_ in ((np.ones(3), np.ones(4)), (np.array([]), np.array([])), (np.ones((2, 2)), np.ones((2, 2)))):
+        with pytest.raises(InvalidParameterError):
+            paired_difference(a_, b_)
 
 
 def test_partial_path_and_destination_accuracy() -> None:
@@ -76,12 +83,30 @@ def test_destination_accuracy_by_region() -> None:
             raise UnreachableDestinationError("every candidate passed")
         return np.array([0.4, 0.35, 0.25, 0.0])  # 3 is the likeliest destination, region 1 the likeliest region
 
+    seen: list[int] = []
     acc = destination_accuracy(posterior, paths, candidates, None, length, fractions=(0.2, 0.8), top_k=(1, 2),
-                               candidate_region=region, true_region=np.array([1, 0]))
+                               candidate_region=region, true_region=np.array([1, 0]), callback=seen.append)
     assert acc[1].tolist() == [0.5, 0.5]  # trip 0 (region 1: 0.6) right both times; trip 1 (region 0: 0.4) never
     assert acc[2].tolist() == [1.0, 0.5]  # trip 1 is second at 20 %, and a miss once it passed every candidate
-    with pytest.raises(InvalidParameterError, match="regions"):
-        destination_accuracy(posterior, paths, candidates, None, length, candidate_region=region)
+    assert seen == [0, 1]
+    # regions without candidates have probability 0: with 5 regions, the true region 3 ties with 2 and 4, and loses
+    acc = destination_accuracy(posterior, paths[:1], candidates, None, length, fractions=(0.2,), top_k=(3,),
+                               candidate_region=region, true_region=np.array([3]), n_regions=5)
+    assert acc[3].tolist() == [0.0]
+    acc = destination_accuracy(posterior, paths[:1], candidates, None, length, fractions=(0.2,), top_k=(4,),
+                               candidate_region=region, true_region=np.array([3]))  # only regions 0-3 exist
+    assert acc[4].tolist() == [1.0]
+    bad = [dict(candidate_region=region),  # no true regions
+           dict(candidate_region=region, true_region=np.array([1])),  # one per path
+           dict(candidate_region=region[:2], true_region=np.array([1, 0])),  # one per candidate
+           dict(true_region=np.array([1, 0])),  # true regions without candidate regions
+           dict(candidate_region=region, true_region=np.array([1, 4]), n_regions=3)]  # region 4 of 3
+    for kwargs in bad:
+        with pytest.raises(InvalidParameterError):
+            destination_accuracy(posterior, paths, candidates, None, length, **kwargs)
+    with pytest.raises(InvalidParameterError, match="no paths"):
+        destination_accuracy(posterior, [], candidates, None, length, candidate_region=region,
+                             true_region=np.array([], dtype=int))
 
 
 def test_most_likely_path_is_not_the_best_matching_prediction() -> None:

@@ -40,3 +40,39 @@ def test_covariance_inverts_the_identified_block_only() -> None:
     cov = covariance(info)
     np.testing.assert_allclose(cov[:2, :2], np.linalg.inv(info[:2, :2]))
     assert cov[2, 2] == np.inf and np.isnan(cov[0, 2]) and np.isnan(cov[2, 1])
+
+
+def test_information_is_the_exact_feature_covariance_by_enumeration() -> None:
+    """On a small graph with cycles the covariance of path features is exact by enumeration: the central
+    differences must match it to ~1e-6 (a forward difference is off by ~1e-4)."""
+    from maxent_irl.reference import enumerate_paths
+    from tests.maxent_irl.helpers import sink_mdp
+
+    mdp = sink_mdp()
+    theta = np.array([-1.3, -0.9])
+    model = RouteModel(mdp, theta)
+    trips = [model.most_likely_path(0, 4), model.most_likely_path(2, 3)]
+    want = np.zeros((2, 2))
+    for p in trips:
+        feats, weights = [], []
+        for _, t in enumerate_paths(mdp, int(p[0]), int(p[-1]), max_len=40):
+            f = mdp.features[t].sum(axis=0)
+            feats.append(f)
+            weights.append(np.exp(f @ theta))
+        feats, prob = np.array(feats), np.array(weights) / np.sum(weights)
+        mean = prob @ feats
+        want += (feats - mean).T @ ((feats - mean) * prob[:, None])
+    info = information_matrix(mdp, trips, theta)
+    np.testing.assert_allclose(info, want, rtol=1e-6)
+    assert np.array_equal(info, info.T)
+
+
+def test_covariance_of_collinear_and_barely_identified_features() -> None:
+    """Exactly collinear weights share finite variance (pseudo-inverse); a feature with next to no information
+    is treated as unidentified rather than given an absurd variance."""
+    info = np.array([[2.0, 2.0], [2.0, 2.0]])  # two copies of one feature
+    cov = covariance(info)
+    assert np.all(np.isfinite(cov))
+    np.testing.assert_allclose(cov, np.linalg.pinv(info))
+    cov = covariance(np.diag([1.0, 1e-12]))
+    assert cov[0, 0] == 1.0 and cov[1, 1] == np.inf

@@ -29,6 +29,8 @@ def test_evaluate_command_is_registered_whichever_way_the_cli_runs() -> None:
     (["--test-fraction", "1.5"], "test fraction"),
     (["--destinations", "1"], "at least 2 regions"),
     (["--network", str(MONACO), "--temperature", "6", "--simulate", "20"], "do not converge"),
+    (["--network", str(MONACO), "--simulate", "3", "--test-fraction", "0.5", "--temperature", "1"],
+     "at least 2 training trips"),
     (["--database", "/no/such/db.sqlite3", "--network", str(MONACO)], "no database"),
     (["--database", str(ROOT / "README.md"), "--network", str(MONACO)], "not a routeirl database"),
 ])
