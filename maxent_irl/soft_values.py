@@ -89,7 +89,7 @@ def global_system(
 ) -> LinearSystem:
     """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``.
 
-    ``with_transpose`` also factorizes ``(I - W)^T`` (concurrently), for forward
+    ``with_transpose`` also factorizes ``(I - W)^T``, for forward
     passes with many destinations.
     """
     if np.any(np.isnan(logw)):
