@@ -55,7 +55,7 @@ def test_information_is_the_exact_feature_covariance_by_enumeration() -> None:
     want = np.zeros((2, 2))
     for p in trips:
         feats, weights = [], []
-        for _, t in enumerate_paths(mdp, int(p[0]), int(p[-1]), max_len=40):
+        for _, t in enumerate_paths(mdp, int(p[0]), int(p[-1]), max_len=16):
             f = mdp.features[t].sum(axis=0)
             feats.append(f)
             weights.append(np.exp(f @ theta))
