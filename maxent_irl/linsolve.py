@@ -16,8 +16,9 @@ Performance notes (measured on 2 cores, see ``benchmarks/``):
   Fortran-ordered ``(n, m)`` blocks, so no solve copies or permutes its input.
 * SuperLU releases the GIL in its solve, so right-hand sides are split across
   threads; BLAS threads are pinned to one meanwhile (nested BLAS threading makes
-  SuperLU's solves many times slower). Factorizations stay in the calling thread:
-  scipy never frees a factor made in another thread.
+  SuperLU's solves many times slower). Factorizations all run on one owner thread,
+  which also frees them: scipy frees a factor only in the thread that built it
+  (:mod:`maxent_irl._factor_owner`).
 * SuperLU's transposed solve handles one right-hand side at a time; for many
   right-hand sides it is faster to factorize ``(I - W)^T`` once more.
 * Right-hand sides are passed in blocks of 8-64 columns: SuperLU's solve is
@@ -26,7 +27,6 @@ Performance notes (measured on 2 cores, see ``benchmarks/``):
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import weakref
@@ -38,6 +38,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from threadpoolctl import ThreadpoolController
 
+from maxent_irl._factor_owner import FactorOwner, factor_owner
 from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError
 
 __all__ = ["MMatrixLU", "fill_reducing_ordering", "n_solver_threads"]
@@ -113,7 +114,7 @@ def _factorize(Ap: sp.csc_matrix) -> sla.SuperLU:
     pivoted = not np.array_equal(lu.perm_r, np.arange(n))
     pivots = lu.U.diagonal()
     if pivoted or not (np.all(pivots > 0) and np.all(np.isfinite(pivots))):
-        del lu  # here, in the owner thread: a traceback must not carry the factor elsewhere
+        del lu  # here, on the owner thread: a traceback must not carry the factor elsewhere
         if pivoted:
             raise PartitionFunctionDivergedError(
                 "the LU met a zero pivot (it needed row pivoting): I - W is not a nonsingular M-matrix, so the "
@@ -123,58 +124,6 @@ def _factorize(Ap: sp.csc_matrix) -> sla.SuperLU:
             "partition function is infinite (rewards are not negative enough)"
         )
     return lu
-
-
-class _FactorOwner:
-    """Builds and frees every SuperLU factor in one dedicated thread.
-
-    scipy tracks SuperLU's allocations per thread and frees a factor's memory only in the
-    thread that allocated it (scipy issue #15921): a factor built in one thread and dropped
-    in another leaks whole (0.4 GB per likelihood evaluation at 300k states; in the API,
-    every model load and query runs in some worker thread). So factors live in a registry
-    touched only by this thread; callers hold keys, and solves (whose own allocations are
-    freed within the call) may run in any thread.
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="superlu-owner")
-        self._factors: dict[int, sla.SuperLU] = {}
-        self._keys = itertools.count()
-        self.pid = os.getpid()
-
-    def factorize(self, Ap: sp.csc_matrix) -> int:
-        key = next(self._keys)
-        self._pool.submit(self._build, key, Ap).result()
-        return key
-
-    def _build(self, key: int, Ap: sp.csc_matrix) -> None:
-        self._factors[key] = _factorize(Ap)
-
-    def get(self, key: int) -> sla.SuperLU:
-        return self._factors[key]
-
-    def release(self, key: int) -> None:
-        if os.getpid() == self.pid:  # a forked child never built this factor; nothing to free there
-            self._pool.submit(self._drop, key)
-
-    def _drop(self, key: int) -> None:
-        self._factors.pop(key, None)  # the last reference goes here, in the owner thread
-
-    def __len__(self) -> int:
-        return len(self._factors)
-
-
-_owner: _FactorOwner | None = None
-_owner_lock = threading.Lock()
-
-
-def _factor_owner() -> _FactorOwner:
-    """The process's owner thread (a new one after a fork: threads do not survive it)."""
-    global _owner
-    with _owner_lock:
-        if _owner is None or _owner.pid != os.getpid():
-            _owner = _FactorOwner()
-        return _owner
 
 
 class MMatrixLU:
@@ -197,32 +146,40 @@ class MMatrixLU:
         W = W.tocoo()
         Wp = sp.csc_matrix((W.data, (self.inv[W.row], self.inv[W.col])), shape=(n, n))
         self._Ap = (sp.eye(n, format="csc") - Wp).tocsc()
-        self._owner = _factor_owner()
-        self._key = self._own(self._Ap)
-        self._key_t: int | None = None
-        self._transpose_lock = threading.Lock()
+        self._lu = self._own(self._Ap)
+        self._lu_t: tuple[FactorOwner, int] | None = None
+        self._pid, self._transpose_lock = os.getpid(), threading.Lock()
         if with_transpose:
             self._factorize_transpose()
 
-    def _own(self, Ap: sp.csc_matrix) -> int:
-        """Factorize in the owner thread; the factor is freed there when this object is collected."""
-        key = self._owner.factorize(Ap)
-        weakref.finalize(self, self._owner.release, key).atexit = False  # at exit, the OS frees it
-        return key
+    def _own(self, Ap: sp.csc_matrix) -> tuple[FactorOwner, int]:
+        """Factorize on the owner thread (see :mod:`maxent_irl._factor_owner`); freed there with this object."""
+        owner = factor_owner()
+        key = owner.build(_factorize, Ap)
+        weakref.finalize(self, owner.release, key).atexit = False  # at exit the owner frees everything
+        return owner, key
+
+    def _factor(self, transposed: bool = False) -> sla.SuperLU:
+        ref = self._lu_t if transposed else self._lu
+        assert ref is not None, "the transposed factor is built before it is used"
+        owner, key = ref
+        return owner.get(key)
 
     def _factorize_transpose(self) -> None:
+        if self._pid != os.getpid():  # a forked child: the lock may have been held by a thread of the parent
+            self._pid, self._transpose_lock = os.getpid(), threading.Lock()
         with self._transpose_lock:  # two threads may need it at once; build it once
-            if self._key_t is None:
-                self._key_t = self._own(self._Ap.T.tocsc())
+            if self._lu_t is None:
+                self._lu_t = self._own(self._Ap.T.tocsc())
 
     def solve_internal(self, B: np.ndarray, trans: bool = False) -> np.ndarray:
         """Solve ``A_p X = B`` (or the transpose) in internal order; ``B`` ``(n, m)``, returns ``(n, m)`` F-ordered."""
         B = np.asfortranarray(B, dtype=np.float64)
         m = B.shape[1]
-        lu, mode = self._owner.get(self._key), ("T" if trans else "N")
+        lu, mode = self._factor(), ("T" if trans else "N")
         if trans and m >= TRANSPOSE_FACTOR_MIN_COLUMNS:
             self._factorize_transpose()
-            lu, mode = self._owner.get(self._key_t), "N"
+            lu, mode = self._factor(transposed=True), "N"
         threads = min(n_solver_threads(), max(1, m // _MIN_COLUMNS_PER_THREAD))
         block = int(np.clip(_CACHE_BYTES // (8 * self.n), 8, 64))
         out = np.empty_like(B, order="F")
