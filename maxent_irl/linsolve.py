@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -155,8 +154,9 @@ class MMatrixLU:
     def _own(self, Ap: sp.csc_matrix) -> tuple[FactorOwner, int]:
         """Factorize on the owner thread (see :mod:`maxent_irl._factor_owner`); freed there with this object."""
         owner = factor_owner()
-        key = owner.build(_factorize, Ap)
-        weakref.finalize(self, owner.release, key).atexit = False  # at exit the owner frees everything
+        key = owner.reserve()
+        owner.attach(self, key)  # before the build: an interruption cannot orphan the factor
+        owner.build_into(key, _factorize, Ap)
         return owner, key
 
     def _factor(self, transposed: bool = False) -> sla.SuperLU:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from maxent_irl._factor_owner import factor_owner
+from maxent_irl._factor_owner import FactorOwner, factor_owner
 from maxent_irl.exceptions import PartitionFunctionDivergedError
 from maxent_irl.linsolve import MMatrixLU
 
@@ -131,3 +131,30 @@ if "{scenario}" == "late_thread":
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert "Exception" not in out.stderr and "Error" not in out.stderr, out.stderr
+
+
+def test_a_stopped_owner_refuses_work_with_a_clear_error() -> None:
+    """At exit the owner frees everything and stops; late callers get a RuntimeError, never a hang or a KeyError."""
+    owner = FactorOwner()  # a private one: the process's owner keeps running
+    key = owner.build(Probe)
+    Probe.freed_in.clear()
+    owner.stop()
+    assert Probe.freed_in == ["superlu-owner"]  # freed on the owner thread
+    for call in (lambda: owner.build(Probe), owner.flush, lambda: owner.get(key)):
+        with pytest.raises(RuntimeError, match="stopped"):
+            call()
+    owner.release(key)  # harmless
+
+
+def test_callers_do_not_wait_forever_on_a_dead_owner_or_a_parent_owner() -> None:
+    owner = FactorOwner()
+    owner._tasks.put(("stop",))  # the thread ends without the flag being set (as if it had crashed)
+    owner._thread.join(timeout=10)
+    with pytest.raises(RuntimeError, match="ended"):
+        owner.build(Probe)
+    other = FactorOwner()
+    other.pid = -1  # as seen from a forked child
+    with pytest.raises(RuntimeError, match="parent process"):
+        other.build(Probe)
+    other.pid = os.getpid()
+    other.stop()
