@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from maxent_irl.baselines import positive_cost_rows, shortest_path
+from maxent_irl.baselines import ShortestPathBaseline, positive_cost_rows, shortest_path
 from maxent_irl.exceptions import InvalidParameterError, NotFittedError
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.metrics import route_match_fraction
@@ -85,7 +85,8 @@ class MaxMarginPlanning:
     ``validation_fraction`` of the training trips best is refitted on all of them.
 
     Learned attributes: ``w_`` ``(k,)``, ``costs_`` ``(T,)``, ``lam_``, ``validation_``
-    (``{lam: mean matched share}``, empty with one ``lam``).
+    (``{lam: mean matched share}``, empty with one ``lam``), ``planner_`` (the shortest
+    path under ``costs_``, a :class:`~maxent_irl.baselines.ShortestPathBaseline`).
     """
 
     def __init__(self, lams: Sequence[float] = (1e-3, 1e-2, 1e-1), n_iter: int = 200, batch: int = 100,
@@ -136,14 +137,14 @@ class MaxMarginPlanning:
         self.lam_ = max(self.validation_, key=self.validation_.__getitem__) if self.validation_ else lams[0]
         self.w_ = self._fit_one(mdp, paths, self.lam_)
         self.costs_ = mdp.features @ self.w_
-        self.mdp_ = mdp
+        self.planner_ = ShortestPathBaseline(self.costs_).fit(mdp, paths)
         return self
 
     def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
         """The plan: the cheapest path under the learned costs (the name matches the other models')."""
-        if not hasattr(self, "costs_"):
+        if not hasattr(self, "planner_"):
             raise NotFittedError("call fit first")
-        return shortest_path(self.mdp_, self.costs_, origin, destination)
+        return self.planner_.most_likely_path(origin, destination)
 
     def _interior_point(self, mdp: RouteMDP) -> np.ndarray:
         """A strictly feasible ``w``: 1 per segment entered if a ``segment`` feature exists, else all ones."""
