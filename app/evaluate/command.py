@@ -13,7 +13,7 @@ import logging
 import sys
 
 from app.cli import command
-from app.evaluate.config import MAXENT, ORACLE, EvalConfig, EvaluationError
+from app.evaluate.config import MAXENT, EvalConfig, EvaluationError
 from app.evaluate.report import format_num, format_pct
 
 __all__ = ["evaluate"]
@@ -93,8 +93,8 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"routeirl evaluate: error: {exc}", file=sys.stderr)
         return 2
     t1, checks = m["table1"], m["checks"]
-    best = {metric: max((r[metric] for n, r in t1.items() if n not in (MAXENT, ORACLE) and r[metric] is not None),
-                        default=None) for metric in ("matching", "match90", "log_prob")}
+    best = {metric: max((t1[n][metric] for n in m["baselines"] if t1[n][metric] is not None), default=None)
+            for metric in ("matching", "match90", "log_prob")}
     acc = m["destinations"]["accuracy"][1]
     rec = m["theta"]
     verdict = rec.get("all_exercised_within_tolerance", "unknown")

@@ -17,6 +17,7 @@ import pytest
 from app.cli import main
 from app.evaluate.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE, TIME
 from app.evaluate.report import render_report
+from app.evaluate.run import maxent_beats
 from maxent_irl.metrics import FRACTIONS
 from tests.app.evaluate.helpers import FAST, MONACO
 
@@ -81,6 +82,39 @@ def test_table1_numbers(report: tuple[Path, dict, str]) -> None:
     assert metrics["checks"]["maxent_beats_every_baseline"]["log_prob"] is True
 
 
+def test_baselines_and_references(report: tuple[Path, dict, str]) -> None:
+    """The check counts the three fitted baselines; Action (costs) and the true θ are shown below them."""
+    _, metrics, text = report
+    t1, checks = metrics["table1"], metrics["checks"]
+    assert metrics["baselines"] == [TIME, MMP, ACTION] and metrics["references"] == [ACTION_COSTS, ORACLE]
+    for metric in ("matching", "match90", "log_prob"):  # recomputed from Table 1 itself
+        assert checks["maxent_beats_every_baseline"][metric] == all(
+            t1[MAXENT][metric] > t1[b][metric] for b in (TIME, MMP, ACTION) if t1[b][metric] is not None)
+    assert checks["maxent_beats_action_costs"] == {
+        m: t1[MAXENT][m] > t1[ACTION_COSTS][m] for m in ("matching", "match90")}
+    assert set(metrics["paired_differences_maxent_minus"]) == {TIME, MMP, ACTION, ACTION_COSTS}
+    table = text[text.index("## Table 1"):text.index("MaxEnt minus each model")]
+    order = [table.index(f"| {name} |") for name in (TIME, MMP, ACTION)]
+    order += [table.index(f"| **{MAXENT}** |"), table.index("*References, not baselines:*"),
+              table.index(f"| {ACTION_COSTS} |"), table.index(f"| {ORACLE} |")]
+    assert order == sorted(order)
+    assert f"| {ACTION_COSTS} (reference) |" in text
+    assert f"MaxEnt beats every baseline ({TIME}, {MMP}, {ACTION}) on: matching " in text
+    assert f"Against the reference {ACTION_COSTS} (not a baseline): matching " in text
+
+
+def test_maxent_beats() -> None:
+    """Point estimates per metric; a rival without the number does not count for it."""
+    t1 = {MAXENT: {"matching": 0.8, "match90": 0.5, "log_prob": -3.0},
+          TIME: {"matching": 0.7, "match90": 0.5, "log_prob": None},
+          ACTION: {"matching": 0.79, "match90": 0.4, "log_prob": -3.5},
+          ACTION_COSTS: {"matching": 0.81, "match90": 0.4, "log_prob": None}}
+    assert maxent_beats(t1, [TIME, ACTION]) == {"matching": True, "match90": False, "log_prob": True}
+    assert maxent_beats(t1, [ACTION]) == {"matching": True, "match90": True, "log_prob": True}
+    assert maxent_beats(t1, [ACTION_COSTS]) == {"matching": False, "match90": True, "log_prob": True}
+    assert maxent_beats(t1, []) == {"matching": True, "match90": True, "log_prob": True}
+
+
 def test_true_theta_ceiling(report: tuple[Path, dict, str]) -> None:
     """The report says which baselines the true model itself does not significantly beat."""
     _, metrics, text = report
@@ -94,7 +128,7 @@ def test_true_theta_ceiling(report: tuple[Path, dict, str]) -> None:
     for metric in ("matching", "match90"):  # the baselines the true model does not beat, from Table 1 itself
         assert at[metric] == [b for b in diffs if t1[b][metric] >= t1[ORACLE][metric] - 1e-12]
     assert TIME not in at["matching"]  # the true theta is not travel time
-    assert f"{ORACLE} minus each baseline" in text
+    assert f"{ORACLE} minus each fitted model" in text
     assert ("The true θ's own most likely path does not beat" in text) == any(at.values())
 
 
