@@ -6,8 +6,10 @@ reproduces the paper's evaluation and writes it to a report folder:
 * ``report.md`` and ``metrics.json``: Table 1 (share of a held-out route's distance matched by
   the model's most likely path, share of trips matched to >= 90 %, mean held-out
   log-probability) for MaxEnt, the time-based shortest path, max-margin planning and the
-  action-based model; the learned weights with standard errors and, for simulated trips, the
-  true ones; destination accuracy versus the fraction of the trip observed;
+  action-based model (and, as in the paper, its costs planned as shortest paths: a reference
+  row on simulated trips, where it reaches the true θ's ceiling); the learned weights with
+  standard errors and, for simulated trips, the true ones; destination accuracy versus the
+  fraction of the trip observed;
 * ``costs.png`` (Fig. 3: learned costs in seconds next to the true ones),
   ``destinations.png`` (Fig. 5: top-1 / top-3 destination accuracy).
 

@@ -61,3 +61,37 @@ def test_temperature_flag_is_a_number_or_auto(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["evaluate", "--temperature", "hot"])
     assert exc.value.code == 2 and "expected a number or 'auto', got 'hot'" in capsys.readouterr().err
+
+
+def _metrics(beats: dict[str, bool], theta_ok: bool | None, rises: bool = True) -> dict:
+    """What ``run_evaluation`` returns, reduced to what the command reads."""
+    row = {"matching": 0.8, "match90": 0.5, "log_prob": -3.0}
+    return {
+        "out": "reports/x", "data": {"source": "simulated"}, "baselines": ["Time-based", "Action"],
+        "table1": {"Time-based": {**row, "log_prob": None}, "Action": row, "Action (costs)": {**row, "log_prob": None},
+                   "MaxEnt": row},
+        "checks": {"maxent_beats_every_baseline": beats, "maxent_beats_action_costs": {"matching": False,
+                   "match90": False}, "destination_accuracy_rises": rises,
+                   "theta_within_tolerance_on_exercised": theta_ok},
+        "destinations": {"accuracy": {1: [0.4, 0.8]}},
+        "theta": {"all_exercised_within_tolerance": theta_ok, "exercised": ["segment"] if theta_ok is not None else []},
+        "timings_s": {"total": 1.0},
+    }
+
+
+@pytest.mark.parametrize("beats, theta_ok, rises, status", [
+    ({"matching": True, "match90": True, "log_prob": True}, True, True, 0),  # a reference row may win: still 0
+    ({"matching": False, "match90": True, "log_prob": True}, True, True, 1),
+    ({"matching": True, "match90": True, "log_prob": True}, False, True, 1),
+    ({"matching": True, "match90": True, "log_prob": True}, None, True, 1),  # nothing exercised: not shown
+    ({"matching": True, "match90": True, "log_prob": True}, True, False, 1),
+])
+def test_check_exit_status(beats: dict[str, bool], theta_ok: bool | None, rises: bool, status: int,
+                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--check`` fails on the must-show checks only; without it the command succeeds whatever they say."""
+    from app.evaluate import run
+
+    monkeypatch.setattr(run, "run_evaluation", lambda cfg: _metrics(beats, theta_ok, rises))
+    assert main(["evaluate", "--no-progress", "--check"]) == status
+    assert main(["evaluate", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("report in reports/x: MaxEnt matching 80.00%")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.evaluate.config import MMP, ORACLE
+from app.evaluate.config import ACTION, ACTION_COSTS, MMP, ORACLE, TIME
 from app.evaluate.data import read_database_paths, split_train_test, usable_paths
 from tests.app.evaluate.helpers import FAST, MONACO
 
@@ -38,7 +38,12 @@ def test_database_source_is_read_only(tmp_path: Path) -> None:
     assert all("true" not in r for r in metrics["theta"]["features"])
     assert metrics["paired_differences_true_theta_minus"] is None
     assert metrics["checks"]["baselines_at_true_theta_ceiling"] is None
-    assert (out / "costs.png").is_file() and "Max margin planning: not run" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert (out / "costs.png").is_file() and "Max margin planning: not run" in text
+    # real drivers: no ceiling argument, so the paper's Action (costs) row is a baseline like the others
+    assert metrics["baselines"] == [TIME, ACTION, ACTION_COSTS] and metrics["references"] == []
+    assert "References, not baselines" not in text and f"| {ACTION_COSTS} (reference) |" not in text
+    assert f"MaxEnt beats every baseline ({TIME}, {ACTION}, {ACTION_COSTS}) on:" in text
 
     with pytest.raises(ValueError, match="no trips for network"):
         read_database_paths(db, "0123456789abcdef")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from app.evaluate import run
 from app.evaluate.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE, TIME
 from app.evaluate.report import render_report
 from app.evaluate.run import maxent_beats
@@ -24,11 +25,22 @@ from tests.app.evaluate.helpers import FAST, MONACO
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+#: The rivals ``maxent_beats`` was asked about during the fixture's run, in call order.
+BEATS_CALLS: list[list[str]] = []
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     out = tmp_path_factory.mktemp("report") / "run"
     argv = ["evaluate", "--network", str(MONACO), "--simulate", "260", "--seed", "3", "--out", str(out), *FAST]
-    code = main(argv)
+
+    def spy(table1: dict, rivals: list[str]) -> dict[str, bool]:
+        BEATS_CALLS.append(list(rivals))
+        return maxent_beats(table1, rivals)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "maxent_beats", spy)
+        code = main(argv)
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     return out, metrics, (out / "report.md").read_text()
@@ -87,6 +99,7 @@ def test_baselines_and_references(report: tuple[Path, dict, str]) -> None:
     _, metrics, text = report
     t1, checks = metrics["table1"], metrics["checks"]
     assert metrics["baselines"] == [TIME, MMP, ACTION] and metrics["references"] == [ACTION_COSTS, ORACLE]
+    assert BEATS_CALLS == [[TIME, MMP, ACTION], [ACTION_COSTS]]  # the check itself, then the reference row
     for metric in ("matching", "match90", "log_prob"):  # recomputed from Table 1 itself
         assert checks["maxent_beats_every_baseline"][metric] == all(
             t1[MAXENT][metric] > t1[b][metric] for b in (TIME, MMP, ACTION) if t1[b][metric] is not None)
@@ -101,6 +114,21 @@ def test_baselines_and_references(report: tuple[Path, dict, str]) -> None:
     assert f"| {ACTION_COSTS} (reference) |" in text
     assert f"MaxEnt beats every baseline ({TIME}, {MMP}, {ACTION}) on: matching " in text
     assert f"Against the reference {ACTION_COSTS} (not a baseline): matching " in text
+    # why it is a reference, true to this run: the true θ does or does not beat it here
+    tied = [k for k, names in checks["baselines_at_true_theta_ceiling"].items() if ACTION_COSTS in names]
+    assert "On simulated trips it is a reference, not a baseline" in text
+    assert ("in this run the true θ does not beat it on " + " and ".join(tied) in text) == bool(tied)
+    assert ("in this run the true θ is ahead of it on both matching metrics" in text) == (not tied)
+
+
+def test_table_roles() -> None:
+    """Action (costs) is a baseline on stored trips and a reference on simulated ones; a new row needs a role."""
+    names = [TIME, MMP, ACTION, ACTION_COSTS, MAXENT, ORACLE]
+    assert run.table_roles(names, simulated=True) == ([TIME, MMP, ACTION], [ACTION_COSTS, ORACLE])
+    assert run.table_roles(names[:-1], simulated=False) == ([TIME, MMP, ACTION, ACTION_COSTS], [])
+    assert run.table_roles([TIME, ACTION, MAXENT], simulated=True) == ([TIME, ACTION], [])
+    with pytest.raises(ValueError, match="without a role"):
+        run.table_roles([TIME, "Something new", MAXENT], simulated=False)
 
 
 def test_maxent_beats() -> None:
