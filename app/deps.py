@@ -11,13 +11,14 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from app.errors import ApiError
 from app.runtime import Runtime
 from app.settings import Settings
 
-__all__ = ["ApiKey", "PageParams", "RuntimeDep", "SettingsDep", "get_runtime", "require_api_key"]
+__all__ = ["MAX_DB_INT", "ApiKey", "DbId", "PageParams", "RuntimeDep", "SettingsDep", "get_runtime",
+           "require_api_key"]
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -56,6 +57,12 @@ async def require_api_key(
 ApiKey = Depends(require_api_key)
 
 
+#: Largest id or offset SQLite can hold (a signed 64-bit integer); beyond it the driver raises OverflowError.
+MAX_DB_INT = 2**63 - 1
+#: A stored object's id in a path: a positive SQLite integer (422 ``validation_error`` otherwise).
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
@@ -65,7 +72,7 @@ class Page:
 async def page_params(
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, description="Items per page (capped by ROUTEIRL_MAX_PAGE_SIZE).")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Items to skip.")] = 0,
 ) -> Page:
     """``limit`` / ``offset`` query parameters, ``limit`` capped by ``max_page_size``."""
     return Page(min(limit, rt.settings.max_page_size), offset)

@@ -122,6 +122,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
+        if details and all(d["type"] == "json_invalid" for d in details):  # the body is not JSON at all
+            return _json(422, "invalid_json", f"body is not valid JSON: {details[0]['message']}", details)
         first = details[0] if details else {"field": "", "message": "invalid request"}
         message = f"{first['field'] or 'request'}: {first['message']}"
         if len(details) > 1:

@@ -84,9 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = app.state.runtime
         return (None, None) if rt is None else rt.header_values()
 
-    # Added last = outermost: the body limit applies before anything parses the body.
-    app.add_middleware(ModelHeadersMiddleware, current=current, keepalive_requests=settings.keepalive_requests)
+    # Added last = outermost. The body limit comes before anything that parses the body; the model
+    # headers wrap even its 413 (that middleware only decorates the response).
     app.add_middleware(BodyLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
+    app.add_middleware(ModelHeadersMiddleware, current=current, keepalive_requests=settings.keepalive_requests)
     return app
 
 

@@ -149,7 +149,7 @@ class TrainRequest(_In):
     l1: float = Field(0.0, ge=0.0, le=1e6, description="L1 penalty on the weights (sparse models).")
     heldout_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of trips kept out for metrics.")
     max_iter: int | None = Field(None, ge=1, le=10_000, description="Optimizer iterations (default from settings).")
-    seed: int = Field(0, description="Seed of the train/held-out split.")
+    seed: int = Field(0, ge=0, description="Seed of the train/held-out split.")
     activate: bool = Field(True, description="Make the model active when training succeeds.")
 
 

@@ -89,14 +89,14 @@ def _field_error(field: str, message: str) -> ApiError:
 
 
 def parse_lonlat(text: str, field: str) -> tuple[float, float]:
-    """``"lon,lat"`` -> ``(lon, lat)``, with a 422 ``validation_error`` naming ``field`` otherwise."""
+    """``"lon,lat"`` (or ``"lon,lat,alt"``) -> ``(lon, lat)``; a 422 ``validation_error`` naming ``field`` otherwise."""
     parts = text.strip().split(",")
     if len(parts) not in (2, 3):
         raise _field_error(field, f"expected 'lon,lat', got {text!r}")
     try:
-        lon, lat = float(parts[0]), float(parts[1])
+        lon, lat, *_alt = (float(p) for p in parts)  # an altitude may follow; it is checked, then ignored
     except ValueError:
-        raise _field_error(field, f"expected two numbers 'lon,lat', got {text!r}") from None
+        raise _field_error(field, f"expected numbers 'lon,lat' (or 'lon,lat,alt'), got {text!r}") from None
     if not (math.isfinite(lon) and math.isfinite(lat)) or not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise _field_error(field, f"longitude must be in [-180, 180] and latitude in [-90, 90], got {text!r}")
     return lon, lat
@@ -137,10 +137,20 @@ def match_points(rt: Runtime, points: list[tuple[float, float]] | list[Any], fie
         state, _ = snap(rt, float(points[0][0]), float(points[0][1]), f"{field}[0]")
         return np.array([state], dtype=np.int64)
     pts = np.asarray([[float(p[0]), float(p[1])] for p in points], dtype=np.float64)
-    if not any(rt.near_network(x, y, rt.settings.snap_distance_m) for x, y in pts):
+    max_d = rt.settings.snap_distance_m
+    if not any(rt.near_network(x, y, max_d) for x, y in pts):
         raise ApiError.off_network(
-            f"every point of {field} is more than {rt.settings.snap_distance_m:g} m outside network {rt.net.name}",
+            f"every point of {field} is more than {max_d:g} m outside network {rt.net.name}",
             {"field": field, "bbox": list(rt.net.bbox)},
+        )
+    # every point must be on the network, as a single one must: a far one would otherwise be skipped unseen
+    nearest, _ = rt.net.nearest_states(pts[:, 0], pts[:, 1], k=1, max_distance_m=max_d)
+    off = np.flatnonzero(nearest[:, 0] < 0)
+    if off.size:
+        shown = ", ".join(f"{field}[{i}]" for i in off[:5]) + (f" and {off.size - 5} more" if off.size > 5 else "")
+        raise ApiError.off_network(
+            f"{shown}: more than {max_d:g} m from every road of network {rt.net.name}",
+            {"field": field, "points": off.tolist(), "max_distance_m": max_d},
         )
     try:
         result = rt.matcher.match(Trace(pts, None, "query"))

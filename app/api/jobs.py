@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from app.api.common import ERROR_RESPONSES, job_out
-from app.deps import PageParams, RuntimeDep
+from app.deps import DbId, PageParams, RuntimeDep
 from app.errors import ApiError
 from app.schemas import JobOut, Page
 
@@ -27,7 +27,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's status and progress")
-def get_job(rt: RuntimeDep, job_id: Annotated[int, Path(ge=1)]) -> dict:
+def get_job(rt: RuntimeDep, job_id: DbId) -> dict:
     """Progress has ``iteration``, ``log_likelihood``, ``grad_norm``, ``elapsed_s`` and a ``stage``."""
     job = rt.storage.get_job(job_id)
     if job is None:

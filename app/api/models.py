@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.common import ERROR_RESPONSES, job_out, model_out
-from app.deps import ApiKey, PageParams, RuntimeDep
+from app.deps import ApiKey, DbId, PageParams, RuntimeDep
 from app.errors import ApiError
 from app.schemas import JobOut, ModelOut, Page, TrainRequest
 
@@ -72,7 +72,7 @@ def get_active(rt: RuntimeDep) -> dict:
 
 
 @router.get("/{model_id}", response_model=ModelOut, summary="A model: weights, seconds per km, metrics")
-def get_model(rt: RuntimeDep, model_id: Annotated[int, Path(ge=1)]) -> dict:
+def get_model(rt: RuntimeDep, model_id: DbId) -> dict:
     record = rt.storage.get_model(model_id)
     if record is None:
         raise ApiError.not_found("model", model_id)
@@ -85,7 +85,7 @@ def get_model(rt: RuntimeDep, model_id: Annotated[int, Path(ge=1)]) -> dict:
     dependencies=[ApiKey],
     summary="Make a model the active one",
 )
-def activate(rt: RuntimeDep, request: Request, model_id: Annotated[int, Path(ge=1)]) -> dict:
+def activate(rt: RuntimeDep, request: Request, model_id: DbId) -> dict:
     record = rt.storage.get_model(model_id)
     if record is None:
         raise ApiError.not_found("model", model_id)

@@ -40,7 +40,7 @@ def routes(
     origin: Annotated[str, Query(description="'lon,lat' of the start")],
     destination: Annotated[str, Query(description="'lon,lat' of the end")],
     alternatives: Annotated[int, Query(ge=0, description="Distinct sampled alternatives to return")] = 3,
-    seed: Annotated[int | None, Query(description="Seed of the sampling (default: fixed, repeatable)")] = None,
+    seed: Annotated[int | None, Query(ge=0, description="Seed of the sampling (default: fixed, repeatable)")] = None,
 ) -> dict[str, Any]:
     """The first feature is the most likely route (``kind: most_likely``); the others are the
     most frequent distinct routes among ``ROUTEIRL_ROUTE_SAMPLES`` paths drawn from the model

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.common import ERROR_RESPONSES, segment_ids
-from app.deps import ApiKey, PageParams, RuntimeDep
+from app.deps import ApiKey, DbId, PageParams, RuntimeDep
 from app.errors import ApiError
 from app.runtime import Runtime
 from app.schemas import IngestOut, Page, TripsIn
@@ -84,6 +84,14 @@ def _json_traces(data: Any) -> list[Any]:
     ]
 
 
+def _loads(raw: bytes) -> Any:
+    """``json.loads`` whose every failure is a ``ValueError`` (JSON nested too deeply overflows the stack)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _file_traces(raw: bytes, filename: str | None, content_type: str | None) -> list[Any]:
     from maxent_irl.roads import read_csv, read_gpx
 
@@ -95,8 +103,8 @@ def _file_traces(raw: bytes, filename: str | None, content_type: str | None) -> 
         return read_csv(raw)
     if name.endswith((".geojson", ".json")) or ctype in JSON_TYPES:
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = _loads(raw)
+        except ValueError as exc:
             raise ApiError(422, "invalid_json", f"{filename or 'file'}: not valid JSON: {exc}") from None
         return _json_traces(data)
     raise ApiError(
@@ -126,8 +134,8 @@ async def _read_traces(request: Request) -> list[Any]:
                        [{"field": "body", "message": "a request body is required"}])
     if ctype in JSON_TYPES or ctype == "":
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = _loads(body)
+        except ValueError as exc:
             raise ApiError(422, "invalid_json", f"body is not valid JSON: {exc}",
                            [{"field": "body", "message": str(exc)}]) from None
         return _json_traces(data)
@@ -265,7 +273,7 @@ def list_trajectories(
 
 
 @router.get("/{trip_id}", summary="One trip: GPS points and matched path as a GeoJSON FeatureCollection")
-def get_trajectory(rt: RuntimeDep, trip_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_trajectory(rt: RuntimeDep, trip_id: DbId) -> dict[str, Any]:
     """Two features: ``kind: gps`` (the raw points as a LineString, with ``times``) and
     ``kind: matched`` (the map-matched path, with its segment ids)."""
     trip = rt.storage.get_trip(trip_id)

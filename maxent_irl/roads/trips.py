@@ -40,7 +40,10 @@ def split_trips(
     it ends where the dwell starts and the next one starts where it ends. With
     ``max_points``, pieces longer than that are cut into consecutive chunks too.
     Parts are named ``<trace_id>#<k>`` when a trace is split, and parts of fewer
-    than 2 points (a lone fix inside a stop) are dropped. Traces without times, or
+    than 2 points (a lone fix inside a stop) are dropped. A trace that splitting would
+    leave with no part of 2 points (every gap over ``gap_s``, e.g. times in milliseconds
+    read as seconds or one fix every 10 min, or one long dwell) is returned whole instead
+    of vanishing: :func:`clean_trips` then keeps it or says why not. Traces without times, or
     with invalid coordinates or times, cannot be split by time and are returned
     whole (apart from ``max_points`` chunking); :func:`clean_trips` reports them.
     """
@@ -62,6 +65,9 @@ def split_trips(
             out.append(tr)
             continue
         kept = [(a, b) for a, b in pieces if b - a >= 2]
+        if not kept:  # all gaps or all stop: keep it whole, so that clean_trips judges it and says why
+            out.append(tr)
+            continue
         for k, (a, b) in enumerate(kept):
             out.append(tr.select(slice(a, b), f"{tr.trace_id}#{k}"))
     return out

@@ -48,6 +48,7 @@ def test_single_point(client, partial, helpers):
         ("7.42,95", "validation_error"),
         ("0,0", "point_off_network"),
         ("0,0;0.001,0.001", "point_off_network"),
+        ("7.4246,43.7384;0,0", "point_off_network"),  # one far point among good ones is not skipped
     ],
 )
 def test_bad_coordinates(client, coordinates, code):

@@ -74,3 +74,26 @@ def test_probability_of_disconnected_segments(client, sample_trip):
     segments = sample_trip["features"][1]["properties"]["segments"]
     r = client.post("/v1/routes/probability", json={"segments": [segments[0], segments[-1]]})
     assert r.status_code == 422 and r.json()["code"] == "invalid_path"
+
+
+def test_one_point_off_the_network_is_an_error_not_skipped(client, sample_trip):
+    """A far point among good ones is named, as a lone far point is, instead of being left out of the route."""
+    pts = sample_trip["features"][0]["geometry"]["coordinates"][:5]
+    far = [7.6, 43.9]  # ~20 km from Monaco
+    r = client.post("/v1/routes/probability", json={"points": [*pts[:2], far, *pts[2:]]})
+    assert r.status_code == 422 and r.json()["code"] == "point_off_network", r.text
+    assert r.json()["details"]["points"] == [2] and "body.points[2]" in r.json()["message"]
+    assert client.post("/v1/routes/probability", json={"points": pts}).status_code == 200
+
+
+def test_negative_seeds_are_refused(client, ends):
+    r = client.get("/v1/routes", params={"origin": ends[0], "destination": ends[1], "seed": -1})
+    assert r.status_code == 422 and r.json()["details"][0]["field"] == "query.seed"
+    r = client.post("/v1/models", json={"seed": -1})
+    assert r.status_code == 422 and r.json()["details"][0]["field"] == "body.seed"
+
+
+@pytest.mark.parametrize("origin", ["7.42,43.73,abc", "7.42,43.73,1,2"])
+def test_a_third_coordinate_must_be_a_number(client, ends, origin):
+    r = client.get("/v1/routes", params={"origin": origin, "destination": ends[1]})
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"

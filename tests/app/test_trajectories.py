@@ -41,6 +41,20 @@ def test_post_with_times_and_off_network(client, trip_points):
     assert trip["features"][0]["properties"]["times"][:2] == times[:2]
 
 
+@pytest.mark.parametrize("step_s", [1000, 400])  # times in ms read as seconds; one fix every 400 s
+def test_every_uploaded_trace_is_accepted_or_rejected(client, trip_points, step_s):
+    """Splitting at stops never makes a whole trace vanish from the answer."""
+    times = [step_s * i for i in range(len(trip_points))]
+    stay = [trip_points[0]] * 8  # parked for 8 x step_s: all stop
+    r = client.post("/v1/trajectories", json={"trips": [{"id": "gaps", "points": trip_points, "times": times},
+                                                        {"id": "parked", "points": stay, "times": times[:8]}]})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    answered = {a["trace_id"].split("#")[0] for a in out["accepted"]} | {x["trace_id"] for x in out["rejected"]}
+    assert answered == {"gaps", "parked"}
+    assert [a["trace_id"] for a in out["accepted"]] == ["gaps"]  # sparse fixes still make a route
+
+
 def test_post_geojson(client, trip_points):
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"id": "g1"}, "geometry": {"type": "LineString", "coordinates": trip_points}}

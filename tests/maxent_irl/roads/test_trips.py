@@ -86,6 +86,22 @@ def test_split_edge_cases() -> None:
         split_trips(no_times, gap_s=0)
 
 
+def test_a_trace_that_splitting_would_erase_comes_back_whole() -> None:
+    """All gaps (times in ms read as seconds, sparse logging) or all stop: never silently gone."""
+    sparse = _line(8, step_m=2000.0, dt=400.0)  # one fix every 400 s: every gap is a stop
+    assert split_trips(sparse, gap_s=300) == [sparse]
+    kept, rejected = clean_trips(split_trips(sparse, gap_s=300))
+    assert len(kept) + len(rejected) == 1  # judged: kept or rejected with a reason, not dropped
+    creep = _line(600, step_m=0.05, dt=1.0)  # 30 m in 10 min: one long dwell
+    assert split_trips(creep, dwell_s=300, dwell_radius_m=50) == [creep]
+    kept, rejected = clean_trips(split_trips(creep))
+    assert not kept and rejected[0].reason == "too_short"
+    # one lone fix inside a stop is still dropped when the rest of the trace moves
+    a, b = _line(10), _line(10, lat0=43.75)
+    lone = Trace(np.vstack([a.points, [[7.5, 43.8]], b.points]), np.r_[a.times, 1000.0, b.times + 2000.0], "x")
+    assert [p.n_points for p in split_trips(lone, gap_s=300)] == [10, 10]
+
+
 def test_100k_point_trace_is_split_not_hung() -> None:
     n = 100_000
     rng = np.random.default_rng(0)
