@@ -86,6 +86,7 @@ _CORE_MAP: list[tuple[type[BaseException], int, str]] = [
     (core_errors.InvalidParameterError, 422, "invalid_parameter"),
     (core_errors.NotFittedError, 409, "no_active_model"),
     (core_errors.PartitionFunctionDivergedError, 409, "model_diverged"),
+    (core_errors.NumericalRangeError, 422, "numerical_range"),
     (core_errors.InvalidMDPError, 422, "invalid_mdp"),
 ]
 

@@ -13,6 +13,7 @@ from maxent_irl.exceptions import (
     InvalidPathError,
     MaxEntIRLError,
     NotFittedError,
+    NumericalRangeError,
     PartitionFunctionDivergedError,
     UnreachableDestinationError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "MaxEntIRL",
     "MaxEntIRLError",
     "NotFittedError",
+    "NumericalRangeError",
     "PartitionFunctionDivergedError",
     "RouteMDP",
     "RouteModel",

@@ -32,6 +32,14 @@ class PartitionFunctionDivergedError(MaxEntIRLError, ArithmeticError):
     """
 
 
+class NumericalRangeError(MaxEntIRLError, ArithmeticError):
+    """A finite partition function could not be brought into float64 range, even rescaled in log space.
+
+    Rescaling is repeated until every reachable state's ``Z`` fits (see
+    :mod:`maxent_irl.soft_values`); this is raised only if a round makes no progress.
+    """
+
+
 class UnreachableDestinationError(MaxEntIRLError, ValueError):
     """No path joins the origin to the destination (its probability mass is zero)."""
 

@@ -10,6 +10,7 @@ import numpy as np
 from maxent_irl.exceptions import (
     InvalidParameterError,
     InvalidPathError,
+    PartitionFunctionDivergedError,
     UnreachableDestinationError,
 )
 from maxent_irl.linsolve import fill_reducing_ordering
@@ -89,6 +90,7 @@ class RouteModel:
         self.logw = transition_log_weights(mdp.features, theta, self.alpha, self.log_pi0)
         self._ordering = ordering
         self._system: LinearSystem | None = None
+        self._per_destination = False
 
     # -- shared machinery -------------------------------------------------------------
     @property
@@ -99,13 +101,33 @@ class RouteModel:
 
     @property
     def system(self) -> LinearSystem:
-        """The factorized global system (raises PartitionFunctionDivergedError if Z is infinite)."""
-        if self._system is None:
-            self._system = global_system(self.mdp, self.logw, self.ordering)
+        """The factorized global system; raises :class:`PartitionFunctionDivergedError` if ``I - W`` diverges.
+
+        Queries do not need it to converge (see :meth:`_global_system`).
+        """
+        system = self._global_system()
+        if system is None:
+            return global_system(self.mdp, self.logw, self.ordering)  # raises the divergence, with its reason
+        return system
+
+    def _global_system(self) -> LinearSystem | None:
+        """The global system, or ``None`` when ``I - W`` of the whole graph diverges.
+
+        That can happen while ``Z(., d)`` is finite: through a loop that cannot reach ``d``, or
+        one that only passes through ``d`` (where trips end). Each destination then gets its
+        own system over the states that reach it, which raises
+        :class:`PartitionFunctionDivergedError` if it diverges too.
+        """
+        if self._system is None and not self._per_destination:
+            try:
+                self._system = global_system(self.mdp, self.logw, self.ordering)
+            except PartitionFunctionDivergedError:
+                self._per_destination = True
         return self._system
 
     def _solve(self, destinations: np.ndarray, needed_rows: list[np.ndarray]) -> DestinationBatch:
-        return solve_destinations(self.mdp, self.logw, self.system, destinations, needed_rows, self.ordering)
+        return solve_destinations(self.mdp, self.logw, self._global_system(), destinations, needed_rows,
+                                  self.ordering)
 
     def _state(self, state: int, what: str) -> int:
         return int(self.mdp.check_states([state], what)[0])
@@ -121,7 +143,7 @@ class RouteModel:
         o, d = np.broadcast_arrays(np.asarray(origins), np.asarray(destinations))
         o_flat = self.mdp.check_states(o.ravel(), "origin")
         d_flat = self.mdp.check_states(d.ravel(), "destination")
-        log_z, _ = pair_log_partition(self.mdp, self.logw, self.system, o_flat, d_flat, self.ordering)
+        log_z, _ = pair_log_partition(self.mdp, self.logw, self._global_system(), o_flat, d_flat, self.ordering)
         return log_z.reshape(o.shape)
 
     def soft_values(self, destination: int) -> np.ndarray:
@@ -134,7 +156,7 @@ class RouteModel:
         """``(len(paths),)`` natural-log probability of each path given its origin and destination."""
         trips = make_trip_set(self.mdp, paths)
         log_z, _ = pair_log_partition(
-            self.mdp, self.logw, self.system, trips.pair_origin, trips.pair_dest, self.ordering
+            self.mdp, self.logw, self._global_system(), trips.pair_origin, trips.pair_dest, self.ordering
         )
         path_logw = np.array([self.logw[t].sum() for t in trips.path_transitions])
         return path_logw - log_z[trips.trip_pair]
@@ -161,7 +183,8 @@ class RouteModel:
         """The single most probable path ``o -> d`` (the max-reward path: a shortest path on ``-logw``)."""
         o = self._state(origin, "origin")
         d = self._state(destination, "destination")
-        self.system  # noqa: B018 - a diverging model has no most likely path: raise here
+        if self._global_system() is None:  # a model diverging for this destination has no most likely path
+            self._solve(np.array([d]), [np.array([o])])
         return shortest_path(self.mdp, -self.logw, o, d)
 
     def expected_visits(self, origin: int, destination: int) -> Visits:
@@ -269,8 +292,12 @@ class RouteModel:
             with np.errstate(divide="ignore"):
                 log_prior = np.log(p)
         a, b = int(path[0]), int(path[-1])
-        rows = self.system.lu.solve(_unit_columns(self.mdp.n_states, [a, b]), trans=True)
-        m_a, m_b = rows[cand, 0], rows[cand, 1]
+        system = self._global_system()
+        if system is None:  # per-destination systems: every candidate is solved (and rescaled) on its own
+            m_a = m_b = np.zeros(cand.size)
+        else:
+            rows = system.lu.solve(_unit_columns(self.mdp.n_states, [a, b]), trans=True)
+            m_a, m_b = rows[cand, 0], rows[cand, 1]
         log_ratio = np.full(cand.size, -np.inf)
         fine = (m_a > TINY) & (m_b > TINY)
         log_ratio[fine] = np.log(m_b[fine]) - np.log(m_a[fine])

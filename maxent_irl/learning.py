@@ -20,7 +20,7 @@ from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
 from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import TripSet, feature_rms, log_likelihood_and_gradient, make_trip_set
-from maxent_irl.soft_values import global_system, transition_log_weights
+from maxent_irl.soft_values import global_system, states_reaching, transition_log_weights
 
 __all__ = ["FitProgress", "MaxEntIRL"]
 
@@ -95,7 +95,7 @@ class MaxEntIRL:
         if theta0.shape != (k,) or not np.all(np.isfinite(theta0)):
             raise InvalidParameterError(f"theta0 must be {k} finite numbers")
         theta0 = np.clip(theta0, lo, hi)
-        theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering)
+        theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering, states_reaching(mdp, trips.pair_dest))
 
         scale = 1.0 / trips.n_trips
         # L-BFGS works on u = theta * s (see feature_rms)
@@ -221,15 +221,21 @@ class MaxEntIRL:
         hi: np.ndarray,
         log_pi0: np.ndarray | None,
         ordering: np.ndarray,
+        relevant: np.ndarray,
     ) -> np.ndarray:
-        """Move ``theta0`` along ``-sign(mean feature)`` until the partition function converges."""
+        """Move ``theta0`` along ``-sign(mean feature)`` until the partition function converges.
+
+        Only on the ``relevant`` states (those that reach a trip's destination): a loop elsewhere
+        is never driven, so it does not have to converge.
+        """
         direction = -np.sign(mdp.features.mean(axis=0))
         direction[direction == 0] = -1.0
         step = 0.0
         for _ in range(60):
             theta = np.clip(theta0 + step * direction, lo, hi)
             try:  # the factorization alone certifies convergence (M-matrix pivots)
-                global_system(mdp, transition_log_weights(mdp.features, theta, self.alpha, log_pi0), ordering)
+                global_system(mdp, transition_log_weights(mdp.features, theta, self.alpha, log_pi0), ordering,
+                              relevant=relevant)
                 if step:
                     logger.info("theta0 diverges; starting from theta0 %+g * direction instead", step)
                 return theta

@@ -16,7 +16,7 @@ import numpy as np
 from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
 from maxent_irl.linsolve import TRANSPOSE_FACTOR_MIN_COLUMNS
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations
+from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations, states_reaching
 from maxent_irl.visitation import forward_pass
 
 __all__ = ["TripSet", "feature_rms", "log_likelihood_and_gradient", "make_trip_set", "pair_log_partition"]
@@ -102,7 +102,7 @@ def feature_rms(mdp: RouteMDP, trips: TripSet) -> np.ndarray:
 def pair_log_partition(
     mdp: RouteMDP,
     logw: np.ndarray,
-    system: LinearSystem,
+    system: LinearSystem | None,
     pair_origin: np.ndarray,
     pair_dest: np.ndarray,
     ordering: np.ndarray | None = None,
@@ -141,7 +141,9 @@ def log_likelihood_and_gradient(
     """
     if system is None:
         many = np.unique(trips.pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
-        system = global_system(mdp, logw, ordering, with_transpose=many)
+        # only states that reach some destination: a loop no trip can drive must not make Z diverge
+        system = global_system(mdp, logw, ordering, with_transpose=many,
+                               relevant=states_reaching(mdp, trips.pair_dest))
     log_z, E = pair_log_partition(
         mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
     )

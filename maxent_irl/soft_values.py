@@ -15,7 +15,18 @@ Where an entry a caller needs is below :data:`TINY`, that destination is solved
 again in a rescaled system ``W~ = D W D^-1`` with ``D = diag(exp(h))`` and ``h``
 the hard (shortest-path) cost to ``d``: its entries are ``<= 1``, ``Z~ = Z e^h`` is
 ``>= 1`` where reachable, and ``log Z = log Z~ - h`` is exact in log space. The
-similarity keeps every identity below (forward pass included) unchanged.
+similarity keeps every identity below (forward pass included) unchanged. In this
+system ``d``'s own outgoing transitions are dropped (trips end there), so it holds
+``Z(., d)`` directly and does not depend on what lies beyond ``d``.
+
+Overflow of the rescaled system: ``Z~ = Z e^h`` is the route-choice entropy the
+hard cost leaves out, and it grows with route length (on a two-way line at one nat
+per transition, ~0.18 nats per segment: past ~4,000 segments ``Z~`` overflows). So
+the rescaling is repeated: where ``Z~`` came out finite, ``log Z`` is exact; every
+other state gets the potential ``h(s) = -max_f (log Z(f) - cost(s -> f))`` over
+those exact states ``f`` (a max-plus extension, one multi-source Dijkstra), which
+is still a lower bound of ``log Z`` and keeps every entry of ``W~`` ``<= 1``. Each
+round pins down the states whose remaining entropy is below ~700 nats.
 """
 
 from __future__ import annotations
@@ -26,7 +37,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError, UnreachableDestinationError
+from maxent_irl.exceptions import (
+    InvalidParameterError,
+    NumericalRangeError,
+    PartitionFunctionDivergedError,
+    UnreachableDestinationError,
+)
 from maxent_irl.linsolve import MMatrixLU
 from maxent_irl.mdp import RouteMDP
 
@@ -36,9 +52,11 @@ __all__ = [
     "LinearSystem",
     "cost_to_destination",
     "global_system",
+    "rescaled_solution",
     "rescaled_system",
     "shortest_path",
     "solve_destinations",
+    "states_reaching",
     "transition_log_weights",
 ]
 
@@ -84,13 +102,25 @@ def _system(
     return LinearSystem(lu, w, h, lu.inv[mdp.src], lu.inv[mdp.dst])
 
 
+def states_reaching(mdp: RouteMDP, destinations: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: the states from which some state of ``destinations`` can be reached."""
+    n = mdp.n_states
+    reverse = sp.csr_matrix((np.ones(mdp.n_transitions), (mdp.dst, mdp.src)), shape=(n, n))
+    dist = csgraph.dijkstra(reverse, directed=True, indices=np.unique(destinations), min_only=True, unweighted=True)
+    return np.isfinite(dist)
+
+
 def global_system(
-    mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None, with_transpose: bool = False
+    mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None, with_transpose: bool = False,
+    relevant: np.ndarray | None = None,
 ) -> LinearSystem:
     """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``.
 
     ``with_transpose`` also factorizes ``(I - W)^T``, for forward
-    passes with many destinations.
+    passes with many destinations. With ``relevant`` ``(n,)`` (e.g. :func:`states_reaching`
+    the destinations of interest), transitions touching other states are left out: no path
+    to those destinations uses them, and a cycle there (a dead end that loops) cannot make
+    the system diverge.
     """
     if np.any(np.isnan(logw)):
         raise InvalidParameterError("transition log weights contain NaN (theta or features not finite)")
@@ -98,25 +128,41 @@ def global_system(
         raise PartitionFunctionDivergedError(
             f"a transition weight exp({float(logw.max()):.1f}) overflows: rewards are far too positive"
         )
-    return _system(mdp, np.exp(logw), np.zeros(mdp.n_states), ordering, with_transpose)
+    w = np.exp(logw)
+    if relevant is not None:
+        w[~(relevant[mdp.src] & relevant[mdp.dst])] = 0.0
+    return _system(mdp, w, np.zeros(mdp.n_states), ordering, with_transpose)
 
 
-def cost_to_destination(mdp: RouteMDP, cost: np.ndarray, destination: int) -> np.ndarray:
+def cost_to_destination(
+    mdp: RouteMDP, cost: np.ndarray, destination: int, start: np.ndarray | None = None
+) -> np.ndarray:
     """``(n,)`` cheapest path cost from every state to ``destination`` (``inf`` if unreachable).
 
+    Trips end at ``destination``, so paths never leave it. With ``start`` ``(n,)``, the
+    cost is ``min_f cost(s -> f) + start[f]`` over the states ``f`` where ``start`` is
+    finite instead (a multi-source search, through a virtual source joined to each ``f``).
     Uses Dijkstra, or Johnson's algorithm when some costs are negative; a cycle of
     negative cost means the partition function diverges.
     """
-    finite = np.isfinite(cost)
-    reverse = sp.csr_matrix(
-        (cost[finite], (mdp.dst[finite], mdp.src[finite])), shape=(mdp.n_states, mdp.n_states)
-    )
-    if np.any(cost[finite] < 0):
+    n = mdp.n_states
+    keep = np.isfinite(cost) & (mdp.src != destination)
+    rows, cols, vals = mdp.dst[keep], mdp.src[keep], cost[keep]  # the reversed graph
+    source, offset = int(destination), 0.0
+    if start is not None:
+        f = np.flatnonzero(np.isfinite(start))
+        offset = float(start[f].min()) - 1.0  # virtual edges weigh >= 1: csgraph may drop explicit zeros
+        rows, cols, vals = np.r_[rows, np.full(f.size, n)], np.r_[cols, f], np.r_[vals, start[f] - offset]
+        source, n = n, n + 1
+    reverse = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    if np.any(vals < 0):
         try:
-            return csgraph.johnson(reverse, directed=True, indices=destination)
+            dist = csgraph.johnson(reverse, directed=True, indices=source)
         except csgraph.NegativeCycleError as exc:
             raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
-    return csgraph.dijkstra(reverse, directed=True, indices=destination)
+    else:
+        dist = csgraph.dijkstra(reverse, directed=True, indices=source)
+    return dist if start is None else dist[: mdp.n_states] + offset
 
 
 def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int) -> np.ndarray:
@@ -128,7 +174,7 @@ def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int
     o, d = int(origin), int(destination)
     if o == d:
         return np.array([o])
-    finite = np.isfinite(cost)
+    finite = np.isfinite(cost) & (mdp.src != d)  # the trip ends at d: a cycle through d is never driven
     graph = sp.csr_matrix((cost[finite], (mdp.src[finite], mdp.dst[finite])), shape=(mdp.n_states,) * 2)
     try:
         method = "J" if np.any(cost[finite] < 0) else "D"
@@ -144,30 +190,83 @@ def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int
 
 
 def rescaled_system(
-    mdp: RouteMDP, logw: np.ndarray, destination: int, ordering: np.ndarray | None = None
+    mdp: RouteMDP, logw: np.ndarray, destination: int, ordering: np.ndarray | None = None,
+    h: np.ndarray | None = None,
 ) -> LinearSystem:
-    """The system for one destination rescaled by its shortest-path potential (log-space exact)."""
-    h = cost_to_destination(mdp, -logw, destination)
+    """The system for one destination rescaled by the potential ``h`` (log-space exact).
+
+    ``h`` ``(n,)`` defaults to the shortest-path cost to ``destination``; any potential with
+    ``h(src) <= h(dst) - logw`` on every transition keeps the entries of ``W~`` ``<= 1``.
+    Transitions leaving ``destination`` are dropped: the trip ends there.
+    """
+    if h is None:
+        h = cost_to_destination(mdp, -logw, destination)
     reach = np.isfinite(h)
-    ok = reach[mdp.src] & reach[mdp.dst] & np.isfinite(logw)
+    ok = reach[mdp.src] & reach[mdp.dst] & np.isfinite(logw) & (mdp.src != destination)
     w = np.zeros(mdp.n_transitions)
     w[ok] = np.exp(np.minimum(logw[ok] + h[mdp.src[ok]] - h[mdp.dst[ok]], 0.0))
     return _system(mdp, w, h, ordering)
+
+
+def rescaled_solution(
+    mdp: RouteMDP, logw: np.ndarray, destination: int, ordering: np.ndarray | None = None, max_rounds: int = 100,
+    own_system: bool = False,
+) -> tuple[LinearSystem, np.ndarray]:
+    """``(system, y)``: ``y`` ``(n,)`` in *state* order is ``Z(s, d) e^{h(s)}``, finite everywhere.
+
+    Starts from the shortest-path potential and, while some reachable state's ``y``
+    overflows, extends the exactly known ``log Z`` to a new potential (module docstring).
+    The system's internal order is ``ordering`` unless that factorization overflowed.
+    Raises :class:`NumericalRangeError` if a round pins down no new state. With
+    ``own_system`` (no convergent global system vouches for this one), a factorization
+    that fails in the farthest-first order too is a genuine divergence and is re-raised.
+    """
+    d = int(destination)
+    h = cost_to_destination(mdp, -logw, d)
+    reach = np.isfinite(h)
+    # Eliminating the farthest states first keeps the factorization's Schur complements at the entropy
+    # of short detours; a fill-reducing order can sum the entropy of whole blocks and overflow.
+    far_first = np.lexsort((np.arange(mdp.n_states), -np.where(reach, h, np.inf)))
+    known = np.zeros(mdp.n_states, dtype=bool)
+    for _ in range(max_rounds):
+        try:
+            system = rescaled_system(mdp, logw, d, ordering, h)
+            e = np.zeros((mdp.n_states, 1))
+            e[system.lu.inv[d], 0] = 1.0
+            ys = system.lu.solve_internal(e)[:, 0][system.lu.inv]
+            ok = reach & np.isfinite(ys) & (ys > 0)
+        except PartitionFunctionDivergedError:  # an overflow when a global system with rho(W) < 1 vouches for it
+            if own_system and np.array_equal(ordering, far_first):
+                raise
+            ok = known
+        if ok[reach].all():
+            return system, ys
+        if not np.any(ok & ~known):  # no progress: the factorization itself overflowed
+            if ordering is not None and np.array_equal(ordering, far_first):
+                break
+            ordering = far_first
+            continue
+        known = ok
+        start = np.full(mdp.n_states, np.inf)
+        start[ok] = h[ok] - np.log(ys[ok])  # -log Z(f, d), exact
+        h = cost_to_destination(mdp, -logw, d, start=start)
+    raise NumericalRangeError(
+        f"Z(., {d}) does not fit in float64 even after rescaling: {int((reach & ~known).sum())} states left")
 
 
 @dataclass
 class DestinationBatch:
     """Backward-pass solution for a batch of destinations.
 
-    ``Z[i, k]`` ``(n, D)`` (Fortran order, rows in the *internal* state order
-    ``inv``) holds ``Z~(s, d_k) = Z(s, d_k) e^{h(s)}`` for ``s = perm[i]``, in the
-    frame of system ``systems[column_system[k]]`` (system 0 is the global one,
-    where ``h = 0``).
+    ``Z[i, k]`` ``(n, D)`` (Fortran order, rows in the global system's internal
+    state order ``inv``) holds ``Z~(s, d_k) = Z(s, d_k) e^{h(s)}`` for ``s = perm[i]``,
+    in the frame of system ``systems[column_system[k]]`` (system 0 is the global one,
+    where ``h = 0``). A rescaled system may factorize in another internal order.
     """
 
     destinations: np.ndarray
     Z: np.ndarray
-    systems: list[LinearSystem]
+    systems: list[LinearSystem | None]
     column_system: np.ndarray
     inv: np.ndarray
 
@@ -199,7 +298,7 @@ class DestinationBatch:
 def solve_destinations(
     mdp: RouteMDP,
     logw: np.ndarray,
-    system: LinearSystem,
+    system: LinearSystem | None,
     destinations: np.ndarray,
     needed_rows: list[np.ndarray] | None = None,
     ordering: np.ndarray | None = None,
@@ -208,11 +307,22 @@ def solve_destinations(
 
     ``needed_rows[k]`` lists the states whose ``Z(s, d_k)`` the caller will use; if
     any of them underflows (``< TINY``), destination ``k`` is re-solved in its
-    rescaled system (exact in log space).
+    rescaled system (exact in log space). ``system=None`` (the whole graph's ``I - W``
+    diverges, e.g. through a loop no route to these destinations can use) solves each
+    destination in its own rescaled system, over the states that reach it; that one
+    raises :class:`PartitionFunctionDivergedError` if it diverges too.
     """
     destinations = np.asarray(destinations, dtype=np.int64)
     D = destinations.size
     n = mdp.n_states
+    if system is None:
+        Z = np.zeros((n, D), order="F")
+        systems: list[LinearSystem | None] = [None]
+        for k in range(D):
+            scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), ordering, own_system=True)
+            Z[:, k] = y
+            systems.append(scaled)
+        return DestinationBatch(destinations, Z, systems, np.arange(1, D + 1), np.arange(n))
     inv = system.lu.inv
     d_i = inv[destinations]
     rhs = np.zeros((n, D), order="F")
@@ -228,11 +338,8 @@ def solve_destinations(
         for k in range(D):
             rows = needed_rows[k]
             if rows.size and np.any(Z[inv[rows], k] < TINY):
-                scaled = rescaled_system(mdp, logw, int(destinations[k]), system.lu.perm)
-                e = np.zeros((n, 1))
-                e[d_i[k], 0] = 1.0
-                y = scaled.lu.solve_internal(e)[:, 0]
-                Z[:, k] = y / y[d_i[k]]
+                scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), system.lu.perm)
+                Z[:, k] = y[system.lu.perm]  # y[d] = 1: the rescaled system has no transition out of d
                 column_system[k] = len(systems)
                 systems.append(scaled)
     return DestinationBatch(destinations, Z, systems, column_system, inv)

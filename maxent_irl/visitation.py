@@ -46,9 +46,12 @@ def forward_pass(
     E = np.zeros(mdp.n_transitions)
     visits_i = np.zeros(mdp.n_states) if with_states else None
     inv = batch.inv
+    src_i, dst_i = inv[mdp.src], inv[mdp.dst]
+    perm = np.empty_like(inv)
+    perm[inv] = np.arange(inv.size)  # the batch's internal position -> state
     for sys_index, system in enumerate(batch.systems):
         cols = np.flatnonzero(batch.column_system == sys_index)
-        if cols.size == 0:
+        if cols.size == 0 or system is None:
             continue
         R = np.zeros((mdp.n_states, cols.size), order="F")
         totals = np.zeros(cols.size)
@@ -61,9 +64,15 @@ def forward_pass(
             np.add.at(R[:, i], o_i, c / batch.Z[o_i, k])
             totals[i] = c.sum()
         R[d_i, np.arange(cols.size)] -= totals
-        X = system.lu.solve_internal(R, trans=True)
+        to_sys = system.lu.inv[perm]  # a rescaled system may have its own internal order
+        if np.array_equal(to_sys, np.arange(inv.size)):
+            X = system.lu.solve_internal(R, trans=True)
+        else:
+            R_sys = np.empty_like(R)
+            R_sys[to_sys] = R
+            X = system.lu.solve_internal(R_sys, trans=True)[to_sys]
         X[d_i, np.arange(cols.size)] = 0.0  # the trip ends at d: no transition leaves it
-        acc = _sum_products(X, batch.Z, cols, system.src_i, system.dst_i)
+        acc = _sum_products(X, batch.Z, cols, src_i, dst_i)
         if visits_i is not None:
             visits_i += np.einsum("ij,ij->i", X, batch.Z[:, cols])
         E += system.w * acc

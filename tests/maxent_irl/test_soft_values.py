@@ -107,3 +107,125 @@ def test_linear_solve_agrees_with_log_space_iteration(seed: int, n: int, extra: 
         return
     for d in range(n):
         np.testing.assert_allclose(lz[:, d], log_space_partition(mdp, model.logw, d), rtol=1e-8, atol=1e-8)
+
+
+def _two_way_line(n: int) -> RouteMDP:
+    """States 0..n-1 in a row, both directions; features: [forward step, backward step]."""
+    src = np.r_[np.arange(n - 1), np.arange(1, n)]
+    dst = np.r_[np.arange(1, n), np.arange(n - 1)]
+    return RouteMDP(n, src, dst, np.column_stack([src < dst, src > dst]).astype(float))
+
+
+def _line_log_partition(n: int, cost_forward: float, cost_back: float) -> np.ndarray:
+    """Exact ``log Z(s, n - 1)`` on the two-way line, from ``Z(s) = a Z(s+1) + b Z(s-1)`` (ratios, no overflow)."""
+    a, b = np.exp(-cost_forward), np.exp(-cost_back)
+    ratio = np.empty(n - 1)  # Z(s) / Z(s + 1)
+    ratio[0] = a
+    for s in range(1, n - 1):
+        ratio[s] = a / (1.0 - b * ratio[s - 1])
+    return np.r_[np.cumsum(np.log(ratio)[::-1])[::-1], 0.0]
+
+
+def _bellman_residual(mdp: RouteMDP, logw: np.ndarray, V: np.ndarray, d: int) -> float:
+    terms = logw + V[mdp.dst]
+    backup = np.full(mdp.n_states, -np.inf)
+    np.logaddexp.at(backup, mdp.src, terms)
+    backup[d] = 0.0
+    return float(np.max(np.abs(backup - V) / np.maximum(1.0, np.abs(V))))
+
+
+@pytest.mark.parametrize("n", [6000, 20000])
+def test_long_routes_whose_entropy_overflows_the_rescaled_system(n: int) -> None:
+    """Cheap, long routes: beyond the hard cost, Z carries ~0.18 nats of route entropy per segment.
+
+    At 6,000 segments that is > 709 nats, so ``Z e^h`` overflows the shortest-path rescaling; at
+    20,000 its fill-reducing factorization overflows too. Both must match the exact recurrence.
+    """
+    mdp, theta, d = _two_way_line(n), np.array([-1.0, -1.0]), n - 1
+    model = RouteModel(mdp, theta)
+    ref = _line_log_partition(n, 1.0, 1.0)
+    assert ref[0] + (n - 1) > 709  # the entropy beyond the hard cost does not fit in float64
+    np.testing.assert_allclose(model.log_partition(np.arange(n), d), ref, rtol=1e-12)
+    assert _bellman_residual(mdp, model.logw, model.soft_values(d), d) <= 1e-12
+
+
+def test_long_ladder_satisfies_the_soft_bellman_equation() -> None:
+    """Two lanes of 1,500 segments with rungs: the exact log Z is the unique solution of the log-space backup."""
+    m = 1500
+    a, b = np.arange(m), np.arange(m, 2 * m)
+    pairs = [(a[:-1], a[1:]), (a[1:], a[:-1]), (b[:-1], b[1:]), (b[1:], b[:-1]), (a, b), (b, a)]
+    src = np.concatenate([p[0] for p in pairs])
+    dst = np.concatenate([p[1] for p in pairs])
+    mdp = RouteMDP(2 * m, src, dst, np.ones((src.size, 1)))
+    model = RouteModel(mdp, np.array([-1.2]))
+    d = 2 * m - 1
+    V = model.soft_values(d)
+    hard = -RouteModel(mdp, np.array([-1.2]), alpha=1e-9).soft_values(d)  # shortest-path cost, for scale
+    assert V[0] + hard[0] > 709 and np.all(np.isfinite(V))
+    assert _bellman_residual(mdp, model.logw, V, d) <= 1e-12
+
+
+def test_gradient_on_a_long_route_matches_finite_differences() -> None:
+    """The forward pass in the rescaled (and re-ordered) system: expected counts = d log Z / d theta."""
+    from maxent_irl.objective import log_likelihood_and_gradient, make_trip_set
+    from maxent_irl.soft_values import transition_log_weights
+
+    n = 20000
+    mdp = _two_way_line(n)
+    theta = np.array([-1.0, -1.3])
+    back_and_forth = np.r_[np.arange(0, 11), [9], np.arange(10, n)]
+    trips = make_trip_set(mdp, [np.arange(n), back_and_forth, np.arange(n - 3000, n)])
+
+    def ll(th: np.ndarray) -> tuple[float, np.ndarray]:
+        return log_likelihood_and_gradient(mdp, trips, transition_log_weights(mdp.features, th))
+
+    _, grad = ll(theta)
+    for i in range(2):
+        step = np.zeros(2)
+        step[i] = 1e-5
+        fd = (ll(theta + step)[0] - ll(theta - step)[0]) / 2e-5
+        assert fd == pytest.approx(grad[i], rel=1e-6)
+
+
+def test_a_rewarding_loop_through_the_destination_is_never_driven() -> None:
+    """0 -> 1 -> 2 = d, and 2 -> 1 pays +2: the loop 1 -> 2 -> 1 gains, but trips end at 2, so Z(0, 2) = e^-2."""
+    mdp = RouteMDP(3, np.array([0, 1, 2]), np.array([1, 2, 1]), np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+    model = RouteModel(mdp, np.array([-1.0, 2.0]))
+    assert model.log_partition(0, 2) == pytest.approx(-2.0, abs=1e-12)
+    assert model.most_likely_path(0, 2).tolist() == [0, 1, 2]
+    visits = model.expected_visits(0, 2)
+    np.testing.assert_allclose(visits.states, [1.0, 1.0, 1.0], atol=1e-12)
+    # towards 1 the loop is cut at 1 instead: every destination has a finite Z
+    np.testing.assert_allclose(model.log_partition(np.array([0, 2]), 1), [-1.0, 2.0], atol=1e-12)
+
+
+def _with_dead_end_loop(mdp: RouteMDP) -> RouteMDP:
+    """``mdp`` plus states n, n+1 entered from state 0 and looping forever, at zero reward (weight 1)."""
+    n = mdp.n_states
+    src = np.r_[mdp.src, 0, n, n + 1]
+    dst = np.r_[mdp.dst, n, n + 1, n]
+    return RouteMDP(n + 2, src, dst, np.vstack([mdp.features, np.zeros((3, mdp.n_features))]))
+
+
+def test_a_loop_no_route_can_use_does_not_make_z_infinite() -> None:
+    """A dead end that loops at zero reward diverges on its own, but no trip to another state can drive it."""
+    base = grid_route_mdp(4, seed=3)
+    mdp = _with_dead_end_loop(base)
+    theta = np.array([-8.0, -5.0, -1.0, -0.5, -3.0, -0.5])
+    model, ref_model = RouteModel(mdp, theta), RouteModel(base, theta)
+    d = base.n_states - 1
+    np.testing.assert_allclose(model.log_partition(np.arange(base.n_states), d),
+                               ref_model.log_partition(np.arange(base.n_states), d), rtol=1e-10)
+    np.testing.assert_allclose(model.soft_values(d)[: base.n_states], log_space_partition(mdp, model.logw, d)[
+        : base.n_states], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.expected_visits(0, d).states[: base.n_states],
+                               ref_model.expected_visits(0, d).states, atol=1e-10)
+    post = model.destination_posterior(np.array([0, 1]), np.arange(2, base.n_states))
+    np.testing.assert_allclose(post, ref_model.destination_posterior(np.array([0, 1]), np.arange(2, base.n_states)),
+                               atol=1e-10)
+    # learning: the loop changes nothing, so the fit is the loop-free graph's
+    from maxent_irl import MaxEntIRL
+
+    paths = ref_model.sample_trips(np.zeros(40, dtype=int), np.full(40, d), seed=1)
+    fitted = MaxEntIRL().fit(mdp, paths)
+    np.testing.assert_allclose(fitted.theta_, MaxEntIRL().fit(base, paths).theta_, rtol=1e-6, atol=1e-8)
