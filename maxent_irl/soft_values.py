@@ -124,7 +124,7 @@ def global_system(
     """
     if np.any(np.isnan(logw)):
         raise InvalidParameterError("transition log weights contain NaN (theta or features not finite)")
-    if np.any(logw > _LOG_MAX):
+    if np.any(logw > _LOG_MAX):  # queries go on per destination (RouteModel); learning backs off
         raise PartitionFunctionDivergedError(
             f"a transition weight exp({float(logw.max()):.1f}) overflows: rewards are far too positive"
         )
@@ -328,16 +328,19 @@ def solve_destinations(
     rhs = np.zeros((n, D), order="F")
     rhs[d_i, np.arange(D)] = 1.0
     Z = system.lu.solve_internal(rhs) if D else rhs
-    diag = Z[d_i, np.arange(D)]
+    # Z overflows (rewards so positive that Z > 1e308) where a column is not finite: that
+    # column is rescaled too. A finite M[d, d] < 1 is a numerically singular I - W instead.
+    overflow = ~np.isfinite(Z).all(axis=0)
+    diag = np.where(overflow, 1.0, Z[d_i, np.arange(D)])
     if np.any(~(diag >= 1.0 - 1e-9)):
         raise PartitionFunctionDivergedError("M[d, d] < 1 for some destination: I - W is numerically singular")
     Z /= diag
     systems = [system]
     column_system = np.zeros(D, dtype=np.int64)
-    if needed_rows is not None:
+    if needed_rows is not None or overflow.any():
         for k in range(D):
-            rows = needed_rows[k]
-            if rows.size and np.any(Z[inv[rows], k] < TINY):
+            rows = needed_rows[k] if needed_rows is not None else np.zeros(0, dtype=np.int64)
+            if overflow[k] or (rows.size and np.any(Z[inv[rows], k] < TINY)):
                 scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), system.lu.perm)
                 Z[:, k] = y[system.lu.perm]  # y[d] = 1: the rescaled system has no transition out of d
                 column_system[k] = len(systems)

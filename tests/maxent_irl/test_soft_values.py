@@ -229,3 +229,37 @@ def test_a_loop_no_route_can_use_does_not_make_z_infinite() -> None:
     paths = ref_model.sample_trips(np.zeros(40, dtype=int), np.full(40, d), seed=1)
     fitted = MaxEntIRL().fit(mdp, paths)
     np.testing.assert_allclose(fitted.theta_, MaxEntIRL().fit(base, paths).theta_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0, 800.0])
+def test_positive_rewards_on_an_acyclic_graph(scale: float) -> None:
+    """No cycle, so Z is finite whatever the rewards: up to e^4000 here, and the alpha -> 0 limit is the longest path."""
+    rng = np.random.default_rng(7)
+    n = 12
+    pairs = sorted({(int(a), int(b)) for a, b in rng.integers(0, n, (40, 2)) if a < b})  # a DAG in index order
+    src, dst = (np.array(x) for x in zip(*pairs, strict=True))
+    rewards = rng.normal(0.3, 1.0, src.size) * scale
+    mdp = RouteMDP(n, src, dst, rewards[:, None])
+    d = n - 1
+    ref = np.full(n, -np.inf)  # exact log Z by dynamic programming in log space, in reverse topological order
+    ref[d] = 0.0
+    for s in range(n - 2, -1, -1):
+        out = src == s
+        if out.any():
+            ref[s] = np.logaddexp.reduce(rewards[out] + ref[dst[out]])
+    model = RouteModel(mdp, np.array([1.0]))
+    reach = np.isfinite(ref)
+    assert ref[reach].max() > 709 or scale == 1.0  # beyond float64 for the large scales
+    np.testing.assert_allclose(model.soft_values(d)[reach], ref[reach], rtol=1e-12, atol=1e-9)
+    assert np.all(model.soft_values(d)[~reach] == -np.inf)
+    longest = np.full(n, -np.inf)
+    longest[d] = 0.0
+    for s in range(n - 2, -1, -1):
+        out = src == s
+        if out.any():
+            longest[s] = np.max(rewards[out] + longest[dst[out]])
+    cold = RouteModel(mdp, np.array([1.0]), alpha=1e-9)
+    np.testing.assert_allclose(cold.soft_values(d)[reach], longest[reach], rtol=1e-9, atol=1e-6)
+    o = int(np.flatnonzero(reach)[0])
+    path = cold.most_likely_path(o, d)
+    assert mdp.path_features(path)[0] == pytest.approx(longest[o])
