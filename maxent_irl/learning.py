@@ -89,6 +89,8 @@ class MaxEntIRL:
         trips = make_trip_set(mdp, paths)
         if log_pi0 is not None and np.any(np.isinf(log_pi0[trips.transition_counts > 0])):
             raise InvalidPathError("a path uses a transition whose reference probability pi0 is 0")
+        if not np.any(trips.transition_counts > 0):
+            raise InvalidPathError("no path uses a transition (each starts at its destination): nothing to learn from")
         ordering = fill_reducing_ordering(mdp.adjacency())
         lo, hi = self._feature_bounds(k)
         theta0 = np.zeros(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)

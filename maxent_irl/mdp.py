@@ -49,11 +49,16 @@ class RouteMDP:
         self.dst = _as_index_array(dst, "dst", self.n_states)
         if self.src.shape != self.dst.shape:
             raise InvalidMDPError(f"src and dst must have the same length, got {self.src.shape} and {self.dst.shape}")
-        feats = np.asarray(features, dtype=np.float64)
+        try:
+            feats = np.asarray(features, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidMDPError(f"features must be numbers: {exc}") from None
         if feats.ndim != 2 or feats.shape[0] != self.src.shape[0]:
             raise InvalidMDPError(
                 f"features must have shape (n_transitions, k) = ({self.src.shape[0]}, k), got {feats.shape}"
             )
+        if feats.shape[1] == 0:
+            raise InvalidMDPError("features need at least one column: with k = 0 there is no reward to learn")
         bad = ~np.isfinite(feats)
         if bad.any():
             j, f = np.argwhere(bad)[0]

@@ -116,6 +116,8 @@ def test_bad_inputs_and_unfitted_use() -> None:
     pi0[mdp.transition_indices([0, 1])[0]] = 0
     with pytest.raises(InvalidPathError, match="pi0"):
         MaxEntIRL(reference_policy=pi0).fit(mdp, [[0, 1]])
+    with pytest.raises(InvalidPathError, match="nothing to learn"):  # every trip starts at its destination
+        MaxEntIRL().fit(mdp, [[3], [5]])
 
 
 def test_line_search_backs_off_from_divergence(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,8 @@ def test_valid_mdp_and_path_features(cyclic: RouteMDP) -> None:
         ({"features": np.ones((3, 1))}, "shape"),
         ({"feature_names": ["a", "b"]}, "names"),
         ({"src": np.array([0, 0]), "dst": np.array([1, 1])}, "more than once"),
+        ({"features": np.zeros((2, 0))}, "at least one column"),
+        ({"features": np.array([["a"], ["b"]])}, "numbers"),
     ],
 )
 def test_bad_mdp_arrays_are_rejected(kwargs: dict, match: str) -> None:
