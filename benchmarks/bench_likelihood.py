@@ -36,6 +36,7 @@ from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set
 from maxent_irl.reference import algorithm1_log_likelihood_and_gradient
 from maxent_irl.synthetic import grid_route_mdp
+from maxent_irl.uncertainty import covariance, information_matrix
 
 GRID_THETA = np.array([-5.0, -3.0, -0.9, -0.4, -4.5, -0.4])  # minor/major km, left, right, u-turn, segment
 
@@ -123,8 +124,18 @@ def run(name: str, mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, 
         elapsed = time.perf_counter() - t
         used = mdp.features[trips.transition_counts > 0].any(axis=0)  # features the trips exercise at all
         err = np.abs(est.theta_ - theta) / np.abs(theta)
-        print(f"   full fit: {elapsed:.2f} s, {est.n_iter_} iterations; relative error vs true theta on the "
-              f"{int(used.sum())} features the trips use: median {np.median(err[used]):.3f}, max {err[used].max():.3f}")
+        # how far each weight may be from the truth at this sample size: its standard error
+        cov = covariance(information_matrix(mdp, paths, est.theta_, ordering=ordering))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = np.sqrt(np.diag(cov))
+            z = (est.theta_ - theta) / se
+            pinned = used & (se / np.abs(est.theta_) <= 0.015)  # as `routeirl evaluate`'s "exercised"
+        finite_z = used & np.isfinite(z)
+        print(f"   full fit: {elapsed:.2f} s, {est.n_iter_} iterations; of the {int(used.sum())} features the trips "
+              f"use, {int(pinned.sum())} are pinned down (relative SE <= 1.5 %)"
+              + (f", all within {100 * err[pinned].max():.1f} % of the truth" if pinned.any() else "")
+              + f"; error / SE over the {int(finite_z.sum())} identified ones: max |z| {np.abs(z[finite_z]).max():.2f}"
+              f" (rare features are not identified by {trips.n_trips} trips: max relative error {err[used].max():.2f})")
 
 
 def main() -> None:

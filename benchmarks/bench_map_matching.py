@@ -8,6 +8,11 @@ true route's length the matched path covers (recall) and vice versa (precision).
 
     .venv/bin/python benchmarks/bench_map_matching.py            # 200 trips per setting
     .venv/bin/python benchmarks/bench_map_matching.py --trips 50 --json out.json
+    .venv/bin/python benchmarks/bench_map_matching.py --grid-states 100000 --trips 20   # large synthetic grid
+
+``--grid-states N`` replaces Andorra (2,366 states) by a synthetic grid of two-way 100 m
+streets with about N states (directed segments), built with ``RoadNetwork.from_graph``:
+the matcher's cost must not grow with the size of the network, only with the trace.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,14 +40,39 @@ def _cover(net: RoadNetwork, a: np.ndarray, b: np.ndarray) -> float:
     return float(L[np.intersect1d(ua, b)].sum() / L[ua].sum())
 
 
-def run(trips: int, seed: int, settings: list[tuple[float, float]]) -> list[dict[str, float]]:
+def grid_network(n_states: int, seed: int = 0) -> RoadNetwork:
+    """A square grid of two-way 100 m streets (nodes jittered by 5 m) with about ``n_states`` directed segments."""
+    side = max(3, round(0.5 + (0.25 + n_states) ** 0.5 / 2))  # 4 side (side - 1) directed segments
+    lat0, lon0 = 45.0, 5.0
+    dlat = 100 / 111_195
+    dlon = dlat / np.cos(np.radians(lat0))
+    rng = np.random.default_rng(seed)
+    G = nx.MultiDiGraph(crs="epsg:4326")
+    for i in range(side):
+        for j in range(side):
+            G.add_node(i * side + j + 1, x=lon0 + (j + rng.normal(0, 0.05)) * dlon,
+                       y=lat0 + (i + rng.normal(0, 0.05)) * dlat)
+    for i in range(side):
+        for j in range(side):
+            for ii, jj in ((i + 1, j), (i, j + 1)):
+                if ii < side and jj < side:
+                    a, b = i * side + j + 1, ii * side + jj + 1
+                    hw = "primary" if i % 10 == 0 or j % 10 == 0 else "residential"
+                    G.add_edge(a, b, 0, length=100.0, highway=hw, oneway=False, reversed=False)
+                    G.add_edge(b, a, 0, length=100.0, highway=hw, oneway=False, reversed=True)
+    return RoadNetwork.from_graph(G, name=f"grid{side}")
+
+
+def run(trips: int, seed: int, settings: list[tuple[float, float]], grid_states: int | None = None
+        ) -> list[dict[str, float]]:
     t0 = time.perf_counter()
-    net = RoadNetwork.default(cache_dir=False)
+    net = RoadNetwork.default(cache_dir=False) if grid_states is None else grid_network(grid_states)
     print(f"network: {net!r}, built in {time.perf_counter() - t0:.2f} s")
     print(f"{os.cpu_count()} CPUs; numpy {np.__version__}")
     rows = []
     for noise, interval in settings:
-        sims = simulate_trips(net, n_trips=trips, seed=seed, noise_m=noise, interval_s=interval)
+        sims = simulate_trips(net, n_trips=trips, seed=seed, noise_m=noise, interval_s=interval,
+                              min_od_distance_m=1000.0 if grid_states is None else 2000.0)
         n_points = sum(len(s.trace) for s in sims)
         net._routers.clear()  # cold start for every setting
         matcher = MapMatcher(net)
@@ -56,7 +87,7 @@ def run(trips: int, seed: int, settings: list[tuple[float, float]]) -> list[dict
         precision = np.mean([_cover(net, r.states, s.path) for s, r in zip(sims, results, strict=True)])
         min_recall = np.min([_cover(net, s.path, r.states) for s, r in zip(sims, results, strict=True)])
         row = {
-            "noise_m": noise, "interval_s": interval, "trips": trips, "points": n_points,
+            "n_states": net.n_states, "noise_m": noise, "interval_s": interval, "trips": trips, "points": n_points,
             "points_per_s_cold": n_points / cold, "points_per_s_warm": n_points / warm,
             "recall": float(recall), "min_recall": float(min_recall), "precision": float(precision),
         }
@@ -74,8 +105,16 @@ def main() -> None:
     parser.add_argument("--trips", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--grid-states", type=int, default=None,
+                        help="match on a synthetic grid of about this many states instead of Andorra")
     args = parser.parse_args()
-    rows = run(args.trips, args.seed, [(10.0, 10.0), (30.0, 10.0), (10.0, 1.0), (30.0, 1.0)])
+    settings = [(10.0, 10.0), (30.0, 10.0), (10.0, 1.0), (30.0, 1.0)]
+    if args.grid_states is not None:
+        rows = run(args.trips, args.seed, settings[:2], args.grid_states)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
+    rows = run(args.trips, args.seed, settings)
     net = RoadNetwork.default(cache_dir=False)
     (trace,) = read_gpx(GPX)
     r = MapMatcher(net).match(trace)

@@ -9,8 +9,14 @@ a trace has times only if *every* point has one.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
+import itertools
 import json
+import re
+import warnings
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +35,8 @@ __all__ = ["read_csv", "read_geojson", "read_gpx", "traces_to_geojson"]
 
 _TIME_KEYS = ("times", "timestamps", "coordTimes", "time", "timestamp")
 _ID_KEYS = ("trip_id", "trace_id", "id", "name")
+_XML_DECL = re.compile(r"""^(\s*<\?xml\b[^>]*?)\s+encoding\s*=\s*(["'])([^"']*)\2""")
+_PATH_HINT = "; a str is read as the document itself: pass a file path as pathlib.Path"
 
 
 # ---------------------------------------------------------------------- GPX
@@ -38,29 +46,38 @@ def read_gpx(source: str | bytes | Path) -> list[Trace]:
     Ids: the track / route name (or ``track<i>`` / ``route<i>``), with ``/<j>`` for
     the j-th segment of a multi-segment track; made unique with ``#<k>`` if needed.
     """
-    text = _read_text(source, "GPX")
+    text = _read_xml_text(source)
     try:
         gpx = gpxpy.parse(text)
     except Exception as exc:  # gpxpy raises GPXXMLSyntaxException, GPXException, ValueError...
-        raise GPSFormatError(f"not a valid GPX document: {exc}") from exc
-    groups: list[tuple[str, list[Any]]] = []
+        raise GPSFormatError(f"not a valid GPX document: {exc}{_path_hint(source)}") from exc
+    # (id, points, where the points sit in the document: see _gpx_time_texts)
+    groups: list[tuple[str, tuple[list[Any], tuple[Any, ...]]]] = []
     for i, trk in enumerate(gpx.tracks):
         base = (trk.name or "").strip() or f"track{i}"
-        segs = [s for s in trk.segments if s.points]
-        for j, seg in enumerate(segs):
-            groups.append((base if len(segs) == 1 else f"{base}/{j}", seg.points))
+        segs = [(j, s) for j, s in enumerate(trk.segments) if s.points]
+        for k, (j, seg) in enumerate(segs):
+            groups.append((base if len(segs) == 1 else f"{base}/{k}", (seg.points, ("trk", i, j))))
     for i, rte in enumerate(gpx.routes):
         if rte.points:
-            groups.append(((rte.name or "").strip() or f"route{i}", rte.points))
+            groups.append(((rte.name or "").strip() or f"route{i}", (rte.points, ("rte", i))))
     if not groups and gpx.waypoints:
-        groups.append(("waypoints", gpx.waypoints))
+        groups.append(("waypoints", (gpx.waypoints, ("wpt",))))
     if not groups:
         raise GPSFormatError("the GPX document has no track, route or waypoint points")
+    # gpxpy turns a time it cannot read into None: look at the text of those (rare) points
+    untimed = any(p.time is None for _, (pts, _) in groups for p in pts)
+    raw_times = _gpx_time_texts(text) if untimed and "time>" in text else {}
     traces = []
-    for tid, pts in _unique_ids(groups):
+    for tid, (pts, where) in _unique_ids(groups):
         lonlat = np.array([[p.longitude, p.latitude] for p in pts], dtype=float)
         _check_lonlat(lonlat, f"GPX trace {tid!r} point")
         stamps = [p.time for p in pts]
+        raw = raw_times.get(where)
+        if raw is not None and len(raw) == len(stamps):
+            bad = next((k for k, (t, r) in enumerate(zip(stamps, raw, strict=True)) if t is None and r), None)
+            if bad is not None:
+                raise GPSFormatError(f"GPX trace {tid!r}, point {bad}: unreadable time {raw[bad]!r} (not ISO 8601)")
         times = None
         if all(t is not None for t in stamps):
             times = np.array([_dt_seconds(t) for t in stamps])
@@ -80,9 +97,9 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
     features are gathered, in order, into one trace per ``trip_id`` / ``trace_id``
     property. Times, in the first place found: a 4th coordinate ``[lon, lat, ele,
     time]``; a Feature property ``times`` / ``timestamps`` / ``coordTimes`` (a list,
-    one per point; per line for MultiLineString) or ``coordinateProperties.times``;
-    for Point features a ``time`` / ``timestamp`` property. A time is epoch seconds
-    or an ISO 8601 string.
+    one per point; for MultiLineString one list per line, or one flat list over all
+    the points, line after line) or ``coordinateProperties.times``; for Point features
+    a ``time`` / ``timestamp`` property. A time is epoch seconds or an ISO 8601 string.
     """
     obj = source
     if isinstance(source, str | bytes | Path):
@@ -90,7 +107,9 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise GPSFormatError(f"not valid JSON: {exc}") from exc
+            raise GPSFormatError(f"not valid JSON: {exc}{_path_hint(source)}") from exc
+        except RecursionError as exc:  # the C decoder recurses per nesting level
+            raise GPSFormatError("not valid GeoJSON: JSON nested too deeply") from exc
     if not isinstance(obj, dict) or "type" not in obj:
         raise GPSFormatError("GeoJSON must be an object with a 'type'")
     kind = obj["type"]
@@ -119,12 +138,13 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
             pts.append(coords)
             ts.append(next((props[k] for k in ("time", "timestamp", "times") if k in props), None))
         elif gtype in ("LineString", "MultiPoint"):
-            groups.append(_positions_to_trace(coords, _prop_times(props, None), fid, f"feature {i}"))
+            groups.append(_positions_to_trace(coords, _prop_times(props, f"feature {i}"), fid, f"feature {i}"))
         elif gtype == "MultiLineString":
             if not isinstance(coords, list):
                 raise GPSFormatError(f"feature {i}: MultiLineString coordinates must be a list")
-            for j, line in enumerate(coords):
-                groups.append(_positions_to_trace(line, _prop_times(props, j), f"{fid}/{j}", f"feature {i} line {j}"))
+            per_line = _split_line_times(_prop_times(props, f"feature {i}"), coords, f"feature {i}")
+            for j, (line, t) in enumerate(zip(coords, per_line, strict=True)):
+                groups.append(_positions_to_trace(line, t, f"{fid}/{j}", f"feature {i} line {j}"))
         else:
             raise GPSFormatError(f"feature {i}: unsupported geometry {gtype!r} (use LineString, MultiPoint or Point)")
     for key, (pts, ts) in point_groups.items():
@@ -147,17 +167,39 @@ def _feature_id(f: dict[str, Any], props: dict[str, Any], i: int) -> str:
     return str(f["id"]) if f.get("id") not in (None, "") else f"feature{i}"
 
 
-def _prop_times(props: dict[str, Any], part: int | None) -> list[Any] | None:
+def _prop_times(props: dict[str, Any], where: str) -> list[Any] | None:
+    """The first time list in the properties; anything else there is an error, never silently no times."""
     cp = props.get("coordinateProperties")
-    sources = [props.get(k) for k in _TIME_KEYS[:3]]
+    sources = [(k, props.get(k)) for k in _TIME_KEYS[:3]]
     if isinstance(cp, dict):
-        sources.append(cp.get("times"))
-    for t in sources:
+        sources.append(("coordinateProperties.times", cp.get("times")))
+    for key, t in sources:
         if isinstance(t, list):
-            if part is not None:
-                return t[part] if part < len(t) and isinstance(t[part], list) else None
             return t
+        if t is not None:
+            raise GPSFormatError(f"{where}: property {key!r} must be a list of times, got {type(t).__name__}")
     return None
+
+
+def _split_line_times(times: list[Any] | None, lines: list[Any], where: str) -> list[list[Any] | None]:
+    """Per-line times of a MultiLineString: a list per line, or one flat list cut at the line lengths."""
+    if times is None:
+        return [None] * len(lines)
+    nested = [isinstance(t, list) for t in times]
+    if all(nested) and times:
+        if len(times) != len(lines):
+            raise GPSFormatError(f"{where}: {len(times)} lists of times for {len(lines)} lines")
+        return times
+    if any(nested):
+        raise GPSFormatError(f"{where}: times must be one list per line or one flat list, not a mix")
+    sizes = [len(line) if isinstance(line, list) else 0 for line in lines]
+    if len(times) != sum(sizes):
+        raise GPSFormatError(
+            f"{where}: {len(times)} times for {sum(sizes)} positions in {len(lines)} lines "
+            "(give one list per line, or one time per position)"
+        )
+    cuts = np.cumsum([0, *sizes]).tolist()
+    return [times[a:b] for a, b in itertools.pairwise(cuts)]
 
 
 def _positions_to_trace(
@@ -203,13 +245,20 @@ def read_csv(source: str | bytes | Path) -> list[Trace]:
     """
     text = _read_text(source, "CSV")
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+        # index_col=False: with a trailing comma on the data rows (one field more than the
+        # header) pandas would otherwise take the first column as the index and shift the rest
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
+                             index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise GPSFormatError(f"not a valid CSV document: {exc}") from exc
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _check_csv_row_lengths(text)  # pandas dropped fields beyond the header's: only empty ones are fine
     cols = {c.strip().lower(): c for c in df.columns}
     found = {k: next((cols[a] for a in aliases if a in cols), None) for k, aliases in _CSV_COLUMNS.items()}
     if found["lon"] is None or found["lat"] is None:
-        raise GPSFormatError(f"CSV needs 'lon' and 'lat' columns (header: {list(df.columns)})")
+        raise GPSFormatError(f"CSV needs 'lon' and 'lat' columns (header: {list(df.columns)}){_path_hint(source)}")
     if len(df) == 0:
         raise GPSFormatError("the CSV has a header but no rows")
     lon = pd.to_numeric(df[found["lon"]].str.strip(), errors="coerce").to_numpy(float)
@@ -236,7 +285,91 @@ def read_csv(source: str | bytes | Path) -> list[Trace]:
     return traces
 
 
+def _check_csv_row_lengths(text: str) -> None:
+    """GPSFormatError for the first row with a non-empty field beyond the header's columns."""
+    rows = csv.reader(io.StringIO(text), skipinitialspace=True)
+    width = len(next(rows, []))
+    for row in rows:
+        if len(row) > width and any(f.strip() for f in row[width:]):
+            raise GPSFormatError(
+                f"CSV line {rows.line_num}: {len(row)} fields but the header has {width} columns ({row!r})"
+            )
+
+
 # ---------------------------------------------------------------------- shared
+def _read_xml_text(source: str | bytes | Path) -> str:
+    """GPX text; bytes are decoded as their BOM or XML declaration says (UTF-8 if neither, as XML specifies).
+
+    The declaration is then dropped from the text, so the XML parser (the same as for
+    any other document: no external entities, expat's entity-expansion limits) sees
+    text that agrees with it.
+    """
+    if isinstance(source, Path):
+        try:
+            source = source.read_bytes()
+        except OSError as exc:
+            raise GPSFormatError(f"cannot read GPX file {source}: {exc}") from exc
+    if isinstance(source, bytes | bytearray):
+        data = bytes(source)
+        m = None
+        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            encoding = "utf-32"
+        elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            encoding = "utf-16"
+        elif data.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        else:
+            m = _XML_DECL.match(data[:1024].decode("ascii", errors="replace"))
+            encoding = m.group(3).strip() if m else "UTF-8"
+        try:
+            codec = codecs.lookup(encoding)
+        except LookupError as exc:
+            raise GPSFormatError(f"GPX declares an unknown encoding {encoding!r}") from exc
+        if codec.name == "utf-8":
+            codec = codecs.lookup("utf-8-sig")
+        try:
+            source = data.decode(codec.name)
+        except UnicodeDecodeError as exc:
+            said = "as its XML declaration says" if m else "the default without an encoding declaration"
+            raise GPSFormatError(f"GPX is not {encoding} text ({said}): {exc}") from exc
+        source = _XML_DECL.sub(r"\1", source, count=1)
+    return _read_text(source, "GPX")
+
+
+def _gpx_time_texts(text: str) -> dict[tuple[Any, ...], list[str | None]]:
+    """The ``<time>`` text of every point, keyed like the groups of :func:`read_gpx` (``("trk", i, j)``...)."""
+    try:
+        root = ElementTree.fromstring(text)  # what gpxpy parsed a moment ago, with the same parser
+    except ElementTree.ParseError:
+        return {}
+
+    def local(tag: Any) -> str:
+        return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+    def times(points: list[ElementTree.Element]) -> list[str | None]:
+        return [next(((c.text or "").strip() for c in p if local(c.tag) == "time"), None) for p in points]
+
+    def children(el: ElementTree.Element, name: str) -> list[ElementTree.Element]:
+        return [c for c in el if local(c.tag) == name]
+
+    out: dict[tuple[Any, ...], list[str | None]] = {}
+    for i, trk in enumerate(children(root, "trk")):
+        for j, seg in enumerate(children(trk, "trkseg")):
+            out["trk", i, j] = times(children(seg, "trkpt"))
+    for i, rte in enumerate(children(root, "rte")):
+        out["rte", i] = times(children(rte, "rtept"))
+    out["wpt",] = times(children(root, "wpt"))
+    return out
+
+
+def _path_hint(source: object) -> str:
+    """A hint for a str that looks like a file name rather than a document."""
+    if not isinstance(source, str) or len(source) >= 4096:
+        return ""
+    text = source.strip()
+    return _PATH_HINT if "\n" not in text and not text.startswith(("<", "{", "[")) else ""
+
+
 def _read_text(source: str | bytes | Path, what: str) -> str:
     if isinstance(source, Path):
         try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pyproj
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
@@ -130,6 +131,7 @@ class RoadNetwork:
         """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing)."""
         if not isinstance(G, nx.MultiDiGraph) or G.number_of_edges() == 0:
             raise NetworkSourceError("need a non-empty networkx.MultiDiGraph (an osmnx graph)")
+        _check_lonlat_graph(G)
         if any(isinstance(v, list) and len(v) > 1 for _, _, d in G.edges(data=True) for v in d.values()):
             G = normalize_list_attributes(G.copy())
         if any("speed_kph" not in d for _, _, d in G.edges(data=True)):
@@ -458,6 +460,30 @@ class RoadNetwork:
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
+
+
+def _check_lonlat_graph(G: nx.MultiDiGraph) -> None:
+    """NetworkSourceError unless the nodes are lon/lat degrees: a projected graph would fail deep in pyproj."""
+    crs = G.graph.get("crs")
+    fix = "the graph must be unprojected, in EPSG:4326 lon/lat (osmnx: ox.project_graph(G, to_latlong=True))"
+    if crs is not None:
+        try:
+            parsed = pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as exc:
+            raise NetworkSourceError(f"unreadable graph crs {crs!r}: {fix}") from exc
+        if not parsed.is_geographic:
+            raise NetworkSourceError(f"the graph is projected ({parsed.to_string()}, {parsed.name}): {fix}")
+    nodes = list(G.nodes(data=True))
+    try:
+        xy = np.array([(d.get("x", np.nan), d.get("y", np.nan)) for _, d in nodes], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise NetworkSourceError(f"node coordinates 'x' / 'y' must be numbers: {fix}") from exc
+    bad = np.flatnonzero(~valid_lonlat(xy))
+    if bad.size:
+        n, d = nodes[int(bad[0])]
+        raise NetworkSourceError(
+            f"node {n!r} has x={d.get('x')!r}, y={d.get('y')!r}, not lon/lat degrees ({bad.size} such node(s)): {fix}"
+        )
 
 
 def _first(value: Any) -> Any:

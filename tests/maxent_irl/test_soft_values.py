@@ -233,7 +233,7 @@ def test_a_loop_no_route_can_use_does_not_make_z_infinite() -> None:
 
 @pytest.mark.parametrize("scale", [1.0, 300.0, 800.0])
 def test_positive_rewards_on_an_acyclic_graph(scale: float) -> None:
-    """No cycle, so Z is finite whatever the rewards: up to e^4000 here, and the alpha -> 0 limit is the longest path."""
+    """No cycle, so Z is finite whatever the rewards (up to e^4000 here); as alpha -> 0, the longest path."""
     rng = np.random.default_rng(7)
     n = 12
     pairs = sorted({(int(a), int(b)) for a, b in rng.integers(0, n, (40, 2)) if a < b})  # a DAG in index order

@@ -183,3 +183,102 @@ def test_large_csv_is_fast() -> None:
     body = "\n".join(f"t,{x:.7f},42.5,{i}" for i, x in enumerate(lon))
     (tr,) = read_csv("trip_id,lon,lat,timestamp\n" + body)
     assert tr.n_points == n and tr.times is not None and tr.times[-1] == n - 1
+
+
+def test_csv_trailing_comma_keeps_the_columns() -> None:
+    # one field more than the header on every row: pandas used to take trip_id as the index and shift the rest
+    (tr,) = read_csv("trip_id,lon,lat,timestamp\na,7.42,43.73,0,\na,7.43,43.74,10,\n")
+    assert tr.trace_id == "a" and tr.points.tolist() == [[7.42, 43.73], [7.43, 43.74]]
+    assert tr.times is not None and tr.times.tolist() == [0.0, 10.0]
+    # truly ragged rows: an error naming the line, never data silently dropped or shifted
+    with pytest.raises(GPSFormatError, match="line 2: 5 fields but the header has 4"):
+        read_csv("trip_id,lon,lat,timestamp\na,7.42,43.73,0,5\na,7.43,43.74,10,6\n")
+    with pytest.raises(GPSFormatError, match="line 3"):
+        read_csv("trip_id,lon,lat,timestamp\na,7.42,43.73,0\na,7.43,43.74,10,99\n")
+
+
+def test_deeply_nested_json_is_a_format_error() -> None:
+    with pytest.raises(GPSFormatError, match="nested too deeply"):
+        read_geojson("[" * 100_000 + "]" * 100_000)
+
+
+def _multiline(times: object) -> dict:
+    lines = [[[1.5, 42.5], [1.6, 42.6]], [[1.7, 42.7], [1.8, 42.8], [1.9, 42.9]]]
+    return {"type": "Feature", "properties": {"times": times}, "geometry": {"type": "MultiLineString",
+                                                                            "coordinates": lines}}
+
+
+def test_multilinestring_flat_times_are_split_over_the_lines() -> None:
+    a, b = read_geojson(_multiline([1, 2, 3, 4, 5]))
+    assert a.times is not None and a.times.tolist() == [1.0, 2.0]
+    assert b.times is not None and b.times.tolist() == [3.0, 4.0, 5.0]
+    with pytest.raises(GPSFormatError, match="4 times for 5 positions in 2 lines"):
+        read_geojson(_multiline([1, 2, 3, 4]))
+    with pytest.raises(GPSFormatError, match="not a mix"):
+        read_geojson(_multiline([[1, 2], 3]))
+    for bad in ({"0": [1, 2]}, "1,2,3,4,5"):  # not a list: an error, not a trace silently without times
+        with pytest.raises(GPSFormatError, match="must be a list of times"):
+            read_geojson(_multiline(bad))
+    line = {"type": "Feature", "properties": {"coordTimes": {"a": 1}},
+            "geometry": {"type": "LineString", "coordinates": [[1.5, 42.5], [1.6, 42.6]]}}
+    with pytest.raises(GPSFormatError, match="'coordTimes' must be a list"):
+        read_geojson(line)
+
+
+def test_gpx_is_decoded_as_its_xml_declaration_says() -> None:
+    doc = GPX_TIMED.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1"?>')
+    doc = doc.replace("<name>commute</name>", "<name>Café</name>")
+    traces = read_gpx(doc.encode("latin-1"))
+    assert [t.trace_id for t in traces] == ["Café/0", "Café/1", "route0"]
+    assert traces[0].times is not None and traces[0].times[0] == 1714550400.0
+    utf16 = doc.replace("ISO-8859-1", "UTF-16").encode("utf-16")  # with its byte order mark
+    assert [t.trace_id for t in read_gpx(utf16)] == ["Café/0", "Café/1", "route0"]
+    assert read_gpx(doc.replace("ISO-8859-1", "UTF-8").encode())[0].trace_id == "Café/0"
+    with pytest.raises(GPSFormatError, match="unknown encoding"):
+        read_gpx(doc.replace("ISO-8859-1", "klingon").encode("latin-1"))
+    with pytest.raises(GPSFormatError, match="not UTF-8 text"):
+        read_gpx(doc.replace('encoding="ISO-8859-1"', "").encode("latin-1"))  # no declaration: UTF-8
+
+
+def test_gpx_entities_stay_unexpanded(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    decl = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+    xxe = GPX_TIMED.replace('<?xml version="1.0"?>', f'{decl}<!DOCTYPE gpx [<!ENTITY x SYSTEM "{secret.as_uri()}">]>')
+    xxe = xxe.replace("<name>commute</name>", "<name>&x;</name>")
+    for doc in (xxe, xxe.encode("latin-1")):
+        try:
+            traces = read_gpx(doc)
+        except GPSFormatError:
+            continue
+        assert all("TOP-SECRET" not in t.trace_id for t in traces)
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb = GPX_TIMED.replace('<?xml version="1.0"?>', f'{decl}<!DOCTYPE gpx [<!ENTITY l0 "lol">{lol}]>')
+    bomb = bomb.replace("<name>commute</name>", "<name>&l9;</name>")
+    for doc in (bomb, bomb.encode("latin-1")):
+        with pytest.raises(GPSFormatError):
+            read_gpx(doc)
+
+
+def test_gpx_str_that_looks_like_a_path_gets_a_hint() -> None:
+    with pytest.raises(GPSFormatError, match=r"pass a file path as pathlib\.Path"):
+        read_gpx("some/path.gpx")
+    with pytest.raises(GPSFormatError, match=r"pass a file path as pathlib\.Path"):
+        read_geojson("tracks/today.geojson")
+    with pytest.raises(GPSFormatError, match="not a valid GPX") as e:
+        read_gpx("<gpx><trk><trkseg><trkpt lat=")
+    assert "pathlib" not in str(e.value)  # a broken document is not mistaken for a path
+
+
+def test_gpx_unreadable_time_is_reported_as_such() -> None:
+    bad = GPX_TIMED.replace("<time>2024-05-01T08:00:10Z</time>", "<time>yesterday</time>")
+    with pytest.raises(GPSFormatError, match="'commute/0', point 1: unreadable time 'yesterday'"):
+        read_gpx(bad)
+    every = GPX_TIMED.replace("2024-05-01T08:00:00Z", "noon").replace("2024-05-01T08:00:10Z", "noon")
+    with pytest.raises(GPSFormatError, match="point 0: unreadable time 'noon'"):
+        read_gpx(every)  # all unreadable: not silently a trace without times
+    waypoints = ('<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
+                 '<wpt lat="42.5" lon="1.5"><time>2024-05-01T08:00:00Z</time></wpt>'
+                 '<wpt lat="42.6" lon="1.6"><time>later</time></wpt></gpx>')
+    with pytest.raises(GPSFormatError, match="'waypoints', point 1: unreadable time 'later'"):
+        read_gpx(waypoints)

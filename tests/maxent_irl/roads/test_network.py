@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import osmnx as ox
 import pytest
 from scipy.sparse.csgraph import connected_components
 
 from maxent_irl import InvalidPathError, RouteMDP
-from maxent_irl.roads import RoadNetwork, UnknownSegmentError, load_graph
+from maxent_irl.roads import NetworkSourceError, RoadNetwork, UnknownSegmentError, load_graph
 from maxent_irl.roads import network as network_module
 
 MONACO_OSM = Path(__file__).resolve().parents[3] / "data" / "monaco_drive.osm.bz2"
@@ -171,3 +172,17 @@ def test_default_is_andorra(andorra: RoadNetwork) -> None:
     # data/README.md: largest strongly connected component 2,366 edges
     assert andorra.n_states == 2366
     assert 15 <= andorra.mdp.n_features <= 25
+
+
+def test_a_projected_graph_is_refused_clearly() -> None:
+    projected = ox.project_graph(load_graph(MONACO_OSM))  # UTM metres: used to fail deep in pyproj (CRSError)
+    with pytest.raises(NetworkSourceError, match=r"projected \(EPSG:32632.*EPSG:4326"):
+        RoadNetwork.from_graph(projected)
+    del projected.graph["crs"]  # no crs to tell: the coordinates do
+    with pytest.raises(NetworkSourceError, match=r"not lon/lat degrees.*unprojected"):
+        RoadNetwork.from_graph(projected)
+    projected.graph["crs"] = "no such crs"
+    with pytest.raises(NetworkSourceError, match="unreadable graph crs"):
+        RoadNetwork.from_graph(projected)
+    back = ox.project_graph(ox.project_graph(load_graph(MONACO_OSM)), to_latlong=True)
+    assert RoadNetwork.from_graph(back).n_states > 0
