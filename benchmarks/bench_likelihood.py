@@ -132,7 +132,7 @@ def run(name: str, mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, 
             pinned = used & (se / np.abs(est.theta_) <= 0.015)  # as `routeirl evaluate`'s "exercised"
         finite_z = used & np.isfinite(z)
         print(f"   full fit: {elapsed:.2f} s, {est.n_iter_} iterations; of the {int(used.sum())} features the trips "
-              f"use, {int(pinned.sum())} are pinned down (relative SE <= 1.5 %)"
+              f"use, {int(pinned.sum())} pinned down (relative SE <= 1.5 %)"
               + (f", all within {100 * err[pinned].max():.1f} % of the truth" if pinned.any() else "")
               + f"; error / SE over the {int(finite_z.sum())} identified ones: max |z| {np.abs(z[finite_z]).max():.2f}"
               f" (rare features are not identified by {trips.n_trips} trips: max relative error {err[used].max():.2f})")

@@ -143,15 +143,6 @@ def match_points(rt: Runtime, points: list[tuple[float, float]] | list[Any], fie
             f"every point of {field} is more than {max_d:g} m outside network {rt.net.name}",
             {"field": field, "bbox": list(rt.net.bbox)},
         )
-    # every point must be on the network, as a single one must: a far one would otherwise be skipped unseen
-    nearest, _ = rt.net.nearest_states(pts[:, 0], pts[:, 1], k=1, max_distance_m=max_d)
-    off = np.flatnonzero(nearest[:, 0] < 0)
-    if off.size:
-        shown = ", ".join(f"{field}[{i}]" for i in off[:5]) + (f" and {off.size - 5} more" if off.size > 5 else "")
-        raise ApiError.off_network(
-            f"{shown}: more than {max_d:g} m from every road of network {rt.net.name}",
-            {"field": field, "points": off.tolist(), "max_distance_m": max_d},
-        )
     try:
         result = rt.matcher.match(Trace(pts, None, "query"))
     except MapMatchingError as exc:
@@ -159,6 +150,16 @@ def match_points(rt: Runtime, points: list[tuple[float, float]] | list[Any], fie
         if reason == "off_network":
             raise ApiError.off_network(str(exc), {"field": field, "reason": reason}) from None
         raise ApiError(422, "map_matching_failed", str(exc), {"field": field, "reason": reason}) from None
+    if result.unmatched_points:  # every point must be on the network, as a single one must: never skipped unseen
+        idx = np.asarray(result.unmatched_points)
+        nearest, _ = rt.net.nearest_states(pts[idx, 0], pts[idx, 1], k=1, max_distance_m=max_d)
+        off = idx[nearest[:, 0] < 0]
+        if off.size:
+            shown = ", ".join(f"{field}[{i}]" for i in off[:5]) + (f" and {off.size - 5} more" if off.size > 5 else "")
+            raise ApiError.off_network(
+                f"{shown}: more than {max_d:g} m from every road of network {rt.net.name}",
+                {"field": field, "points": off.tolist(), "max_distance_m": max_d},
+            )
     states = np.asarray(result.states, dtype=np.int64)
     if states.size == 0:
         raise ApiError.off_network(f"no point of {field} lies on the network", {"field": field})
