@@ -20,6 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ class Storage:
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False)
         con.row_factory = sqlite3.Row
-        mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = self._enable_wal(con)
         if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network file system
             log.warning("SQLite journal_mode is %s, not WAL", mode)
         con.execute("PRAGMA synchronous=FULL")
@@ -181,6 +182,24 @@ class Storage:
         with self._all_lock:
             self._all.append(con)
         return con
+
+    def _enable_wal(self, con: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode=WAL``, retried while another process holds the file.
+
+        Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+        locked" at once instead of waiting in the busy handler: two API processes starting on
+        a fresh database (``./scripts/serve`` starts two) would otherwise fail one of them.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return str(con.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 0.2)
 
     @property
     def con(self) -> sqlite3.Connection:

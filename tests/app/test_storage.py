@@ -104,3 +104,34 @@ def test_complete_training_is_atomic_and_checks_the_job(storage: Storage):
     assert job.status == SUCCEEDED and job.model_id == model_id
     assert storage.active_model_id("net") == model_id
     assert storage.get_job(job.id).status != RUNNING
+
+
+def _open_at_once(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        Storage(path)
+        results.put("ok")
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
+    """./scripts/serve starts two API processes on a fresh file: switching it to WAL must not fail either.
+
+    SQLite refuses the switch at once ('database is locked') rather than waiting while another
+    connection holds the file.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    failures = []
+    for r in range(40):  # before the retry, 8 processes lost one in about a quarter of the rounds
+        barrier, results = ctx.Barrier(8), ctx.Queue()
+        procs = [ctx.Process(target=_open_at_once, args=(str(tmp_path / f"db{r}.sqlite3"), barrier, results))
+                 for _ in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        failures += [x for x in (results.get(timeout=10) for _ in procs) if x != "ok"]
+    assert not failures, failures[:3]
