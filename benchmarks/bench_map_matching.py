@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maxent_irl.roads import MapMatcher, RoadNetwork, read_gpx, simulate_trips
+from maxent_irl.roads.synthetic import grid_network
 
 GPX = Path(__file__).resolve().parents[1] / "data" / "andorra_for_map_matching.gpx"
 
@@ -40,33 +40,16 @@ def _cover(net: RoadNetwork, a: np.ndarray, b: np.ndarray) -> float:
     return float(L[np.intersect1d(ua, b)].sum() / L[ua].sum())
 
 
-def grid_network(n_states: int, seed: int = 0) -> RoadNetwork:
-    """A square grid of two-way 100 m streets (nodes jittered by 5 m) with about ``n_states`` directed segments."""
+def grid_network_of(n_states: int, seed: int = 0) -> RoadNetwork:
+    """A square grid of two-way 100 m streets (junctions jittered by 5 m) with about ``n_states`` segments."""
     side = max(3, round(0.5 + (0.25 + n_states) ** 0.5 / 2))  # 4 side (side - 1) directed segments
-    lat0, lon0 = 45.0, 5.0
-    dlat = 100 / 111_195
-    dlon = dlat / np.cos(np.radians(lat0))
-    rng = np.random.default_rng(seed)
-    G = nx.MultiDiGraph(crs="epsg:4326")
-    for i in range(side):
-        for j in range(side):
-            G.add_node(i * side + j + 1, x=lon0 + (j + rng.normal(0, 0.05)) * dlon,
-                       y=lat0 + (i + rng.normal(0, 0.05)) * dlat)
-    for i in range(side):
-        for j in range(side):
-            for ii, jj in ((i + 1, j), (i, j + 1)):
-                if ii < side and jj < side:
-                    a, b = i * side + j + 1, ii * side + jj + 1
-                    hw = "primary" if i % 10 == 0 or j % 10 == 0 else "residential"
-                    G.add_edge(a, b, 0, length=100.0, highway=hw, oneway=False, reversed=False)
-                    G.add_edge(b, a, 0, length=100.0, highway=hw, oneway=False, reversed=True)
-    return RoadNetwork.from_graph(G, name=f"grid{side}")
+    return grid_network(side, jitter=0.05, seed=seed)
 
 
 def run(trips: int, seed: int, settings: list[tuple[float, float]], grid_states: int | None = None
         ) -> list[dict[str, float]]:
     t0 = time.perf_counter()
-    net = RoadNetwork.default(cache_dir=False) if grid_states is None else grid_network(grid_states)
+    net = RoadNetwork.default(cache_dir=False) if grid_states is None else grid_network_of(grid_states)
     print(f"network: {net!r}, built in {time.perf_counter() - t0:.2f} s")
     print(f"{os.cpu_count()} CPUs; numpy {np.__version__}")
     rows = []

@@ -304,11 +304,7 @@ def _read_xml_text(source: str | bytes | Path) -> str:
     any other document: no external entities, expat's entity-expansion limits) sees
     text that agrees with it.
     """
-    if isinstance(source, Path):
-        try:
-            source = source.read_bytes()
-        except OSError as exc:
-            raise GPSFormatError(f"cannot read GPX file {source}: {exc}") from exc
+    source = _read_file(source, "GPX")
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
         m = None
@@ -370,12 +366,18 @@ def _path_hint(source: object) -> str:
     return _PATH_HINT if "\n" not in text and not text.startswith(("<", "{", "[")) else ""
 
 
+def _read_file(source: str | bytes | Path, what: str) -> str | bytes:
+    """A ``Path``'s bytes (``GPSFormatError`` if it cannot be read); text and bytes as given."""
+    if not isinstance(source, Path):
+        return source
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise GPSFormatError(f"cannot read {what} file {source}: {exc}") from exc
+
+
 def _read_text(source: str | bytes | Path, what: str) -> str:
-    if isinstance(source, Path):
-        try:
-            source = source.read_bytes()
-        except OSError as exc:
-            raise GPSFormatError(f"cannot read {what} file {source}: {exc}") from exc
+    source = _read_file(source, what)
     if isinstance(source, bytes | bytearray):
         try:
             return bytes(source).decode("utf-8-sig")

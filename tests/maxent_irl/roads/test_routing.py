@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import networkx as nx
 import numpy as np
 import pytest
 
@@ -12,6 +11,7 @@ from maxent_irl.roads import MapMatcher, RoadNetwork, simulate_trips
 from maxent_irl.roads import matching as matching_module
 from maxent_irl.roads import routing as routing_module
 from maxent_irl.roads.routing import Router
+from maxent_irl.roads.synthetic import grid_network
 
 
 def _router(net: RoadNetwork, max_cache_bytes: int = 256 * 2**20) -> Router:
@@ -21,25 +21,6 @@ def _router(net: RoadNetwork, max_cache_bytes: int = 256 * 2**20) -> Router:
 
 def _path_cost(router: Router, path: np.ndarray) -> float:
     return float(sum(router.graph[int(x), int(y)] for x, y in itertools.pairwise(path)))
-
-
-def _grid(side: int) -> RoadNetwork:
-    """Two-way 100 m streets on a ``side`` x ``side`` grid: 4 side (side - 1) states."""
-    G = nx.MultiDiGraph(crs="epsg:4326")
-    dlat = 100 / 111_195
-    dlon = dlat / np.cos(np.radians(45.0))
-    for i in range(side):
-        for j in range(side):
-            G.add_node(i * side + j + 1, x=5.0 + j * dlon, y=45.0 + i * dlat)
-    for i in range(side):
-        for j in range(side):
-            for ii, jj in ((i + 1, j), (i, j + 1)):
-                if ii < side and jj < side:
-                    a, b = i * side + j + 1, ii * side + jj + 1
-                    hw = "primary" if i % 10 == 0 or j % 10 == 0 else "residential"
-                    G.add_edge(a, b, 0, length=100.0, highway=hw, oneway=False, reversed=False)
-                    G.add_edge(b, a, 0, length=100.0, highway=hw, oneway=False, reversed=True)
-    return RoadNetwork.from_graph(G, name=f"grid{side}")
 
 
 def test_bounded_rows_agree_with_complete_rows(monaco: RoadNetwork) -> None:
@@ -72,7 +53,7 @@ def test_bounded_rows_agree_with_complete_rows(monaco: RoadNetwork) -> None:
 
 def test_matching_never_searches_the_whole_of_a_large_network(monkeypatch: pytest.MonkeyPatch) -> None:
     # 19,880 states: full rows would be 3.2 GB, so the router bounds every search
-    net = _grid(71)
+    net = grid_network(71)
     sims = simulate_trips(net, n_trips=4, seed=2, noise_m=10, interval_s=10, min_od_distance_m=2000)
     limits: list[float] = []
     real = routing_module.dijkstra
