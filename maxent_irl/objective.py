@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
+from maxent_irl.exceptions import InvalidPathError, PartitionFunctionDivergedError, UnreachableDestinationError
 from maxent_irl.linsolve import TRANSPOSE_FACTOR_MIN_COLUMNS
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations, states_reaching
@@ -142,8 +142,15 @@ def log_likelihood_and_gradient(
     if system is None:
         many = np.unique(trips.pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
         # only states that reach some destination: a loop no trip can drive must not make Z diverge
-        system = global_system(mdp, logw, ordering, with_transpose=many,
-                               relevant=states_reaching(mdp, trips.pair_dest))
+        relevant = states_reaching(mdp, trips.pair_dest)
+        try:
+            system = global_system(mdp, logw, ordering, with_transpose=many, relevant=relevant)
+        except PartitionFunctionDivergedError:
+            # Finite all the same if every diverging cycle passes through a destination, where trips
+            # end: then one system per destination. A cycle that avoids them all is a genuine
+            # divergence (a line search has gone too far), found at the cost of one more factorization.
+            global_system(mdp, logw, ordering, relevant=relevant, absorbing=np.unique(trips.pair_dest))
+            system = None
     log_z, E = pair_log_partition(
         mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
     )

@@ -112,7 +112,7 @@ def states_reaching(mdp: RouteMDP, destinations: np.ndarray) -> np.ndarray:
 
 def global_system(
     mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None, with_transpose: bool = False,
-    relevant: np.ndarray | None = None,
+    relevant: np.ndarray | None = None, absorbing: np.ndarray | None = None,
 ) -> LinearSystem:
     """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``.
 
@@ -120,7 +120,7 @@ def global_system(
     passes with many destinations. With ``relevant`` ``(n,)`` (e.g. :func:`states_reaching`
     the destinations of interest), transitions touching other states are left out: no path
     to those destinations uses them, and a cycle there (a dead end that loops) cannot make
-    the system diverge.
+    the system diverge. ``absorbing`` states lose their outgoing transitions.
     """
     if np.any(np.isnan(logw)):
         raise InvalidParameterError("transition log weights contain NaN (theta or features not finite)")
@@ -131,6 +131,8 @@ def global_system(
     w = np.exp(logw)
     if relevant is not None:
         w[~(relevant[mdp.src] & relevant[mdp.dst])] = 0.0
+    if absorbing is not None:  # a test system, not one to solve with: trips to one destination may pass another
+        w[np.isin(mdp.src, absorbing)] = 0.0
     return _system(mdp, w, np.zeros(mdp.n_states), ordering, with_transpose)
 
 
@@ -142,8 +144,8 @@ def cost_to_destination(
     Trips end at ``destination``, so paths never leave it. With ``start`` ``(n,)``, the
     cost is ``min_f cost(s -> f) + start[f]`` over the states ``f`` where ``start`` is
     finite instead (a multi-source search, through a virtual source joined to each ``f``).
-    Uses Dijkstra, or Johnson's algorithm when some costs are negative; a cycle of
-    negative cost means the partition function diverges.
+    Uses Dijkstra, or Bellman-Ford when some costs are negative: it only finds negative
+    cycles that can reach the destination, the ones that make the partition function diverge.
     """
     n = mdp.n_states
     keep = np.isfinite(cost) & (mdp.src != destination)
@@ -157,7 +159,7 @@ def cost_to_destination(
     reverse = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     if np.any(vals < 0):
         try:
-            dist = csgraph.johnson(reverse, directed=True, indices=source)
+            dist = csgraph.bellman_ford(reverse, directed=True, indices=source)
         except csgraph.NegativeCycleError as exc:
             raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
     else:
@@ -168,8 +170,9 @@ def cost_to_destination(
 def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int) -> np.ndarray:
     """The cheapest path ``origin -> destination`` under per-transition ``cost`` ``(T,)`` (``inf`` = forbidden).
 
-    The ``alpha -> 0`` limit of the soft model. Dijkstra, or Johnson's algorithm when
-    some costs are negative (a negative cycle means the soft model diverges).
+    The ``alpha -> 0`` limit of the soft model. Dijkstra, or Bellman-Ford over the states
+    that reach ``destination`` when some costs are negative (a negative cycle there means
+    the soft model diverges; one elsewhere is never driven).
     """
     o, d = int(origin), int(destination)
     if o == d:
@@ -177,7 +180,10 @@ def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int
     finite = np.isfinite(cost) & (mdp.src != d)  # the trip ends at d: a cycle through d is never driven
     graph = sp.csr_matrix((cost[finite], (mdp.src[finite], mdp.dst[finite])), shape=(mdp.n_states,) * 2)
     try:
-        method = "J" if np.any(cost[finite] < 0) else "D"
+        method = "BF" if np.any(cost[finite] < 0) else "D"
+        if method == "BF":
+            finite &= states_reaching(mdp, np.array([d]))[mdp.src]
+            graph = sp.csr_matrix((cost[finite], (mdp.src[finite], mdp.dst[finite])), shape=(mdp.n_states,) * 2)
         dist, pred = csgraph.shortest_path(graph, method=method, directed=True, indices=o, return_predecessors=True)
     except csgraph.NegativeCycleError as exc:
         raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
@@ -224,9 +230,13 @@ def rescaled_solution(
     d = int(destination)
     h = cost_to_destination(mdp, -logw, d)
     reach = np.isfinite(h)
-    # Eliminating the farthest states first keeps the factorization's Schur complements at the entropy
-    # of short detours; a fill-reducing order can sum the entropy of whole blocks and overflow.
-    far_first = np.lexsort((np.arange(mdp.n_states), -np.where(reach, h, np.inf)))
+    # Eliminating the farthest states first (in transitions to d, not in cost, which rewards can make
+    # negative) keeps the factorization's Schur complements at the entropy of short detours; a
+    # fill-reducing order can sum the entropy of whole blocks and overflow.
+    keep = mdp.src != d
+    reverse = sp.csr_matrix((np.ones(int(keep.sum())), (mdp.dst[keep], mdp.src[keep])), shape=(mdp.n_states,) * 2)
+    hops = csgraph.dijkstra(reverse, directed=True, indices=d, unweighted=True)
+    far_first = np.lexsort((np.arange(mdp.n_states), -np.where(reach, hops, np.inf)))
     known = np.zeros(mdp.n_states, dtype=bool)
     for _ in range(max_rounds):
         try:

@@ -263,3 +263,37 @@ def test_positive_rewards_on_an_acyclic_graph(scale: float) -> None:
     o = int(np.flatnonzero(reach)[0])
     path = cold.most_likely_path(o, d)
     assert mdp.path_features(path)[0] == pytest.approx(longest[o])
+
+
+def test_a_rewarding_dead_end_loop_is_never_driven() -> None:
+    """0 -> 1 = d, and 0 -> 2 -> 3 with a self-loop at 3 paying +0.5: it cannot reach d, so Z(0, 1) = e^-1."""
+    src, dst = np.array([0, 0, 2, 3, 3]), np.array([1, 2, 3, 3, 4])
+    mdp = RouteMDP(5, src, dst, np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+    model = RouteModel(mdp, np.array([-1.0, 0.5]))
+    assert model.log_partition(0, 1) == pytest.approx(-1.0, abs=1e-12)
+    assert model.most_likely_path(0, 1).tolist() == [0, 1]
+    with pytest.raises(PartitionFunctionDivergedError):  # towards 4 the loop is on the way: Z is infinite
+        model.log_partition(0, 4)
+    with pytest.raises(PartitionFunctionDivergedError):
+        model.most_likely_path(0, 4)
+
+
+def test_long_route_where_steps_towards_the_destination_pay() -> None:
+    """Towards d every step pays +1, away costs 3 (each cycle costs 2): finite, with log Z in the thousands."""
+    n = 12000
+    mdp = _two_way_line(n)
+    model = RouteModel(mdp, np.array([-3.0, 1.0]))  # forward (away from d = 0) costs 3, backward pays 1
+    ref = _line_log_partition(n, -1.0, 3.0)[::-1]  # the mirrored line: log Z(s, 0)
+    assert ref[-1] == pytest.approx(14110.5558, abs=1e-3)
+    np.testing.assert_allclose(model.log_partition(np.arange(n), 0), ref, rtol=1e-12)
+
+
+def test_learning_through_a_loop_that_only_passes_destinations() -> None:
+    """Trips end at 1; the loop 1 -> 3 -> 1 gains at theta > 0 but is never driven: the MLE is log 4 (4 of 5 trips)."""
+    from maxent_irl import MaxEntIRL
+
+    mdp = RouteMDP(4, np.array([0, 0, 2, 1, 3]), np.array([1, 2, 1, 3, 1]), np.ones((5, 1)))
+    paths = [[0, 2, 1]] * 4 + [[0, 1]]
+    est = MaxEntIRL().fit(mdp, paths)
+    assert est.theta_[0] == pytest.approx(np.log(4.0), abs=1e-4)
+    assert est.log_likelihood_ == pytest.approx(4 * np.log(0.8) + np.log(0.2), abs=1e-6)
