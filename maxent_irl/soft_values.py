@@ -347,9 +347,14 @@ def solve_destinations(
     Z /= diag
     systems = [system]
     column_system = np.zeros(D, dtype=np.int64)
-    if needed_rows is not None or overflow.any():
+    # With rewards > 0 an underflowed intermediate Z can be multiplied back up into a needed entry
+    # that looks fine (e^600 x 0 instead of e^600 x e^-1300): then any reachable entry < TINY counts.
+    amplified = bool(logw.size and np.max(logw) > 0)
+    if needed_rows is not None or overflow.any() or amplified:
         for k in range(D):
             rows = needed_rows[k] if needed_rows is not None else np.zeros(0, dtype=np.int64)
+            if amplified:
+                rows = np.flatnonzero(states_reaching(mdp, destinations[k : k + 1]))
             if overflow[k] or (rows.size and np.any(Z[inv[rows], k] < TINY)):
                 scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), system.lu.perm)
                 Z[:, k] = y[system.lu.perm]  # y[d] = 1: the rescaled system has no transition out of d

@@ -297,3 +297,18 @@ def test_learning_through_a_loop_that_only_passes_destinations() -> None:
     est = MaxEntIRL().fit(mdp, paths)
     assert est.theta_[0] == pytest.approx(np.log(4.0), abs=1e-4)
     assert est.log_likelihood_ == pytest.approx(4 * np.log(0.8) + np.log(0.2), abs=1e-6)
+
+
+def test_an_underflowed_detour_multiplied_back_up_by_rewards() -> None:
+    """0 -> 1 -> 2 -> 3 weighs e^(600 + 600 - 1300) = e^-100, the direct 0 -> 3 e^-99: Z(2, 3) underflows in
+    the plain solve, and the rewards after it must not turn that 0 into a silently wrong log Z or a NaN gradient."""
+    from maxent_irl.objective import log_likelihood_and_gradient, make_trip_set
+
+    mdp = RouteMDP(4, np.array([0, 1, 2, 0]), np.array([1, 2, 3, 3]), np.array([[600.0], [600.0], [-1300.0], [-99.0]]))
+    model = RouteModel(mdp, np.array([1.0]))
+    exact = np.logaddexp(-100.0, -99.0)
+    assert model.log_partition(0, 3) == pytest.approx(exact, abs=1e-12)
+    ll, grad = log_likelihood_and_gradient(mdp, make_trip_set(mdp, [[0, 1, 2, 3]]), model.logw)
+    p_long = np.exp(-100.0 - exact)
+    assert ll == pytest.approx(-100.0 - exact, abs=1e-9)
+    assert grad[0] == pytest.approx(-100.0 - (p_long * -100.0 + (1 - p_long) * -99.0), abs=1e-9)
