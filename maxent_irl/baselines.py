@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 from scipy.sparse import csgraph
 
 from maxent_irl.exceptions import InvalidParameterError, NotFittedError
+from maxent_irl.linsolve import single_threaded_blas
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import feature_rms, make_trip_set
 from maxent_irl.soft_values import shortest_path as _shortest_path
@@ -226,6 +227,10 @@ class ActionBasedModel:
         Raises ``InvalidParameterError`` if ``min_cost`` is not positive or a transition has
         no features (its cost would be 0 whatever ``theta``).
         """
+        with single_threaded_blas():  # small dense products per evaluation: BLAS threads would only spin
+            return self._fit(mdp, paths)
+
+    def _fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> ActionBasedModel:
         if not (np.isfinite(self.min_cost) and self.min_cost > 0):
             raise InvalidParameterError(f"min_cost must be positive, got {self.min_cost}")
         featureless = np.flatnonzero(~np.any(mdp.features != 0, axis=1))

@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 
 from maxent_irl.baselines import ShortestPathBaseline, positive_cost_rows, shortest_path
 from maxent_irl.exceptions import InvalidParameterError, NotFittedError
+from maxent_irl.linsolve import single_threaded_blas
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.metrics import route_match_fraction
 
@@ -102,7 +103,14 @@ class MaxMarginPlanning:
         self.callback = callback
 
     def fit(self, mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray) -> MaxMarginPlanning:
-        """Fit on demonstrated ``paths`` (state sequences); ``state_length_m`` ``(S,)`` weighs the loss."""
+        """Fit on demonstrated ``paths`` (state sequences); ``state_length_m`` ``(S,)`` weighs the loss.
+
+        BLAS runs on one thread: the steps are small dense products (see ``single_threaded_blas``).
+        """
+        with single_threaded_blas():
+            return self._fit(mdp, paths, state_length_m)
+
+    def _fit(self, mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray) -> MaxMarginPlanning:
         lams = tuple(float(x) for x in self.lams)
         if not lams or not all(math.isfinite(x) and x >= 0 for x in lams):
             raise InvalidParameterError(f"lams must be finite nonnegative numbers, got {self.lams!r}")
