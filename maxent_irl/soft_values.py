@@ -230,13 +230,7 @@ def rescaled_solution(
     d = int(destination)
     h = cost_to_destination(mdp, -logw, d)
     reach = np.isfinite(h)
-    # Eliminating the farthest states first (in transitions to d, not in cost, which rewards can make
-    # negative) keeps the factorization's Schur complements at the entropy of short detours; a
-    # fill-reducing order can sum the entropy of whole blocks and overflow.
-    keep = mdp.src != d
-    reverse = sp.csr_matrix((np.ones(int(keep.sum())), (mdp.dst[keep], mdp.src[keep])), shape=(mdp.n_states,) * 2)
-    hops = csgraph.dijkstra(reverse, directed=True, indices=d, unweighted=True)
-    far_first = np.lexsort((np.arange(mdp.n_states), -np.where(reach, hops, np.inf)))
+    far_first = False  # switched on only when the caller's order overflows (rare: no extra search otherwise)
     known = np.zeros(mdp.n_states, dtype=bool)
     for _ in range(max_rounds):
         try:
@@ -246,15 +240,15 @@ def rescaled_solution(
             ys = system.lu.solve_internal(e)[:, 0][system.lu.inv]
             ok = reach & np.isfinite(ys) & (ys > 0)
         except PartitionFunctionDivergedError:  # an overflow when a global system with rho(W) < 1 vouches for it
-            if own_system and np.array_equal(ordering, far_first):
+            if own_system and far_first:
                 raise
             ok = known
         if ok[reach].all():
             return system, ys
         if not np.any(ok & ~known):  # no progress: the factorization itself overflowed
-            if ordering is not None and np.array_equal(ordering, far_first):
+            if far_first:
                 break
-            ordering = far_first
+            ordering, far_first = _farthest_first(mdp, d, reach), True
             continue
         known = ok
         start = np.full(mdp.n_states, np.inf)
@@ -262,6 +256,20 @@ def rescaled_solution(
         h = cost_to_destination(mdp, -logw, d, start=start)
     raise NumericalRangeError(
         f"Z(., {d}) does not fit in float64 even after rescaling: {int((reach & ~known).sum())} states left")
+
+
+def _farthest_first(mdp: RouteMDP, destination: int, reach: np.ndarray) -> np.ndarray:
+    """An elimination order (position -> state): farthest from ``destination`` first, in transitions.
+
+    It keeps the factorization's Schur complements at the entropy of short detours, where a
+    fill-reducing order can sum the entropy of whole blocks and overflow. Transitions, not
+    cost, because rewards can make cost negative.
+    """
+    keep = mdp.src != destination
+    n = mdp.n_states
+    reverse = sp.csr_matrix((np.ones(int(keep.sum())), (mdp.dst[keep], mdp.src[keep])), shape=(n, n))
+    hops = csgraph.dijkstra(reverse, directed=True, indices=destination, unweighted=True)
+    return np.lexsort((np.arange(n), -np.where(reach, hops, np.inf)))
 
 
 @dataclass
