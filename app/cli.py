@@ -37,7 +37,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 #: Optional modules that register more subcommands when imported (missing ones are skipped).
-EXTENSION_MODULES: tuple[str, ...] = ("app.evaluate", "app.cli_evaluate")
+EXTENSION_MODULES: tuple[str, ...] = ("evaluation", "app.cli_evaluate")
 
 
 def command(

@@ -235,7 +235,6 @@ class JobRunner:
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        env["ROUTEIRL_SOLVER_THREADS"] = str(self.settings.worker_threads or max(1, (os.cpu_count() or 2) - 1))
         try:
             self._proc = subprocess.Popen(cmd, env=env, cwd=os.getcwd(), stdin=subprocess.DEVNULL)
         except OSError as exc:

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     worker_threads: int | None = Field(
         None,
         ge=1,
-        description="Solver threads of the training worker (ROUTEIRL_SOLVER_THREADS in its environment). Default: "
+        description="Solver threads of the training worker. Default: "
         "CPU count - 1, so one core is left for queries.",
     )
     worker_nice: int = Field(

@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s [worker] %(name)s: %(message)s"
     )
+    from maxent_irl.parallel import default_solver_threads, set_solver_threads
+
+    set_solver_threads(settings.worker_threads or max(1, default_solver_threads() - 1))
     if settings.worker_nice:
         try:
             os.nice(settings.worker_nice)  # queries in the API process come first

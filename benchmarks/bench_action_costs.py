@@ -24,11 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.evaluate.data import split_train_test, usable_paths
-from app.evaluate.models import fit_action_model
+from evaluation.calibration import calibrate_temperature
+from evaluation.data import split_train_test, usable_paths
+from evaluation.metrics import MATCH90, paired_difference, route_matches
+from evaluation.models import fit_action_model
 from maxent_irl import RouteModel
-from maxent_irl.metrics import MATCH90, paired_difference, route_matches
-from maxent_irl.roads import RoadNetwork, calibrate_temperature, default_true_theta, simulate_trips
+from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
 
 
 def _weight(text: str) -> tuple[str, float]:

@@ -31,12 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.evaluate.config import EvalConfig
-from app.evaluate.data import get_trips, load_network, split_train_test, usable_paths
-from app.evaluate.models import fit_action_model
+from evaluation.baselines import ActionBasedModel
+from evaluation.config import EvalConfig
+from evaluation.data import get_trips, load_network, split_train_test, usable_paths
+from evaluation.metrics import MATCH90, route_matches
+from evaluation.models import fit_action_model
 from maxent_irl import RouteModel
-from maxent_irl.baselines import ActionBasedModel
-from maxent_irl.metrics import MATCH90, route_matches
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,7 +51,7 @@ def sample_trips(mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, se
     d = np.concatenate([dests, rng.choice(dests, n_trips - n_dest)])
     o = rng.integers(0, mdp.n_states, n_trips)
     o[o == d] = (o[o == d] + 1) % mdp.n_states
-    return RouteModel(mdp, theta).sample_trips(o, d, seed=seed)
+    return RouteModel(mdp, theta).sample_trips(o, d, random_state=seed)
 
 
 def time_eval(
@@ -90,7 +90,7 @@ def run(name: str, mdp: RouteMDP, theta: np.ndarray, n_trips: int, n_dest: int, 
     ordering = fill_reducing_ordering(mdp.adjacency())
     print(f"   fill-reducing ordering (once per MDP): {time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
-    paths = sample_trips(mdp, theta, n_trips, n_dest, seed=1)
+    paths = sample_trips(mdp, theta, n_trips, n_dest, random_state=1)
     trips = make_trip_set(mdp, paths)
     n_d = np.unique(trips.destinations).size
     print(f"   sampled {trips.n_trips:,} trips to {n_d} destinations (mean {np.mean([len(p) for p in paths]):.0f} "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maxent_irl.base import RandomState, check_random_state
 from maxent_irl.exceptions import (
     InvalidParameterError,
     InvalidPathError,
@@ -201,21 +202,21 @@ class RouteModel:
             states[d] = 1.0
         return Visits(states=states, transitions=res.transitions)
 
-    def sample_paths(self, origin: int, destination: int, n: int, seed: int | np.random.Generator | None = None,
+    def sample_paths(self, origin: int, destination: int, n: int, random_state: RandomState = None,
                      max_steps: int | None = None) -> list[np.ndarray]:
         """``n`` independent paths ``origin -> destination`` drawn from the model."""
         if n < 0:
             raise InvalidParameterError("n must be >= 0")
-        return self.sample_trips(np.full(n, origin), np.full(n, destination), seed, max_steps)
+        return self.sample_trips(np.full(n, origin), np.full(n, destination), random_state, max_steps)
 
     def sample_trips(self, origins: np.ndarray, destinations: np.ndarray,
-                     seed: int | np.random.Generator | None = None, max_steps: int | None = None) -> list[np.ndarray]:
+                     random_state: RandomState = None, max_steps: int | None = None) -> list[np.ndarray]:
         """One path per ``(origins[i], destinations[i])``, all walkers advanced together, step by step.
 
         The policy toward ``d`` is ``pi(j | s) = w_j Z(dst_j, d) / Z(s, d)``; every
         destination's ``log Z`` comes from one batched backward pass.
         """
-        rng = np.random.default_rng(seed)
+        rng = check_random_state(random_state)
         o = self.mdp.check_states(np.atleast_1d(origins), "origin")
         d = self.mdp.check_states(np.atleast_1d(destinations), "destination")
         if o.shape != d.shape:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
+from maxent_irl.base import BaseEstimator, FitCallback, FitProgress, RandomState, check_is_fitted
 from maxent_irl.exceptions import (
     InvalidParameterError,
     InvalidPathError,
-    NotFittedError,
     PartitionFunctionDivergedError,
 )
 from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
 from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import TripSet, feature_rms, log_likelihood_and_gradient, make_trip_set
+from maxent_irl.parallel import solver_threads_limit
 from maxent_irl.soft_values import global_system, states_reaching, transition_log_weights
 
 __all__ = ["FitProgress", "MaxEntIRL"]
@@ -27,18 +27,7 @@ __all__ = ["FitProgress", "MaxEntIRL"]
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FitProgress:
-    """What the progress callback receives after each L-BFGS iteration."""
-
-    iteration: int
-    log_likelihood: float
-    grad_norm: float
-    theta: np.ndarray
-    elapsed_s: float
-
-
-class MaxEntIRL:
+class MaxEntIRL(BaseEstimator):
     """Maximum-Entropy IRL (Ziebart et al. 2008) for deterministic route MDPs.
 
     Maximizes ``sum log P(path | o, d; theta) - l1 |theta|_1 - l2/2 |theta|^2``, a
@@ -55,7 +44,12 @@ class MaxEntIRL:
     theta0: initial weights (default zeros, moved to convergence if they diverge).
     tol: gradient tolerance on the per-trip average gradient (default 1e-7).
     max_iter: maximum L-BFGS iterations (default 500).
-    callback: called with a :class:`FitProgress` after every iteration; return ``False`` to stop.
+    callback: called with a :class:`~maxent_irl.base.FitProgress` after every iteration; return ``False`` to stop.
+    n_jobs: solver threads during ``fit`` (default None: the process's policy, :mod:`maxent_irl.parallel`).
+
+    Learned attributes: ``theta_`` ``(k,)``, ``model_`` (a :class:`RouteModel` for ``theta_``), ``n_iter_``,
+    ``converged_``, ``message_``, ``log_likelihood_`` (total, training trips), ``n_trips_``,
+    ``feature_scale_``.
     """
 
     def __init__(
@@ -68,7 +62,8 @@ class MaxEntIRL:
         theta0: np.ndarray | None = None,
         tol: float = 1e-7,
         max_iter: int = 500,
-        callback: Callable[[FitProgress], bool | None] | None = None,
+        callback: FitCallback | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.alpha = alpha
         self.reference_policy = reference_policy
@@ -79,10 +74,15 @@ class MaxEntIRL:
         self.tol = tol
         self.max_iter = max_iter
         self.callback = callback
+        self.n_jobs = n_jobs
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> MaxEntIRL:
         """Learn ``theta_`` from observed ``paths`` (origin first, destination last)."""
+        with solver_threads_limit(self.n_jobs):
+            return self._fit(mdp, paths)
+
+    def _fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> MaxEntIRL:
         self._validate_params()
         k = mdp.n_features
         log_pi0 = validate_reference_policy(mdp, self.reference_policy)
@@ -139,7 +139,8 @@ class MaxEntIRL:
             ll, gnorm = best.get("ll", np.nan), best.get("gnorm", np.nan)
             if last_eval and np.array_equal(last_eval[0], x):
                 ll, gnorm = last_eval[1], last_eval[2]
-            progress = FitProgress(iteration["n"], ll, gnorm, self._theta_from_x(x, k), time.perf_counter() - start)
+            progress = FitProgress(iteration["n"], ll, gnorm, self._theta_from_x(x, k), time.perf_counter() - start,
+                                   objective=float(best["f"]))
             logger.debug("iteration %d: log-likelihood %.6f, |grad| %.3g", progress.iteration, ll, gnorm)
             if self.callback is not None and self.callback(progress) is False:
                 stop["flag"] = True
@@ -250,8 +251,7 @@ class MaxEntIRL:
 
     # -- queries (delegated to the fitted RouteModel) ----------------------------------
     def _model(self) -> RouteModel:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this MaxEntIRL is not fitted yet: call fit(mdp, paths) first")
+        check_is_fitted(self, "model_")
         return self.model_
 
     def log_likelihood(self, paths: Sequence[Sequence[int] | np.ndarray]) -> float:
@@ -267,8 +267,8 @@ class MaxEntIRL:
     def expected_visits(self, origin: int, destination: int) -> Visits:
         return self._model().expected_visits(origin, destination)
 
-    def sample_paths(self, origin: int, destination: int, n: int, seed: int | None = None) -> list[np.ndarray]:
-        return self._model().sample_paths(origin, destination, n, seed)
+    def sample_paths(self, origin: int, destination: int, n: int, random_state: RandomState = None) -> list[np.ndarray]:
+        return self._model().sample_paths(origin, destination, n, random_state)
 
     def next_transition_probs(self, state: int, destination: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._model().next_transition_probs(state, destination)

@@ -15,10 +15,10 @@ Performance notes (measured on 2 cores, see ``benchmarks/``):
 * The hot paths work in the *internal* (fill-reducing) state order, with
   Fortran-ordered ``(n, m)`` blocks, so no solve copies or permutes its input.
 * SuperLU releases the GIL in its solve, so right-hand sides are split across
-  threads; BLAS threads are pinned to one meanwhile (nested BLAS threading makes
-  SuperLU's solves many times slower). Factorizations all run on one owner thread,
-  which also frees them: scipy frees a factor only in the thread that built it
-  (:mod:`maxent_irl._factor_owner`).
+  threads (how many: :mod:`maxent_irl.parallel`); BLAS threads are pinned to one
+  meanwhile (nested BLAS threading makes SuperLU's solves many times slower).
+  Factorizations all run on one owner thread, which also frees them: scipy frees a
+  factor only in the thread that built it (:mod:`maxent_irl._factor_owner`).
 * SuperLU's transposed solve handles one right-hand side at a time; for many
   right-hand sides it is faster to factorize ``(I - W)^T`` once more.
 * Right-hand sides are passed in blocks of 8-64 columns: SuperLU's solve is
@@ -35,12 +35,12 @@ import numpy as np
 import pymetis
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from threadpoolctl import ThreadpoolController
 
 from maxent_irl._factor_owner import FactorOwner, factor_owner
 from maxent_irl.exceptions import InvalidParameterError, PartitionFunctionDivergedError
+from maxent_irl.parallel import single_threaded_blas, solver_threads
 
-__all__ = ["MMatrixLU", "fill_reducing_ordering", "n_solver_threads", "single_threaded_blas"]
+__all__ = ["MMatrixLU", "fill_reducing_ordering"]
 
 _MIN_COLUMNS_PER_THREAD = 4
 #: Right-hand sides go to SuperLU in blocks of about this many bytes (2 to 3x faster than
@@ -48,31 +48,6 @@ _MIN_COLUMNS_PER_THREAD = 4
 _CACHE_BYTES = 1 << 20
 #: Transposed solves with at least this many right-hand sides use a factorization of A^T.
 TRANSPOSE_FACTOR_MIN_COLUMNS = 32
-
-
-_controller: ThreadpoolController | None = None
-
-
-def single_threaded_blas():
-    """Pin BLAS to one thread (the controller is built once: building it scans the loaded libraries).
-
-    Also for fits made of many small dense products: BLAS threads only spin there, and
-    with another process on the machine they slowed max margin planning 14x (441 s vs 32 s);
-    one thread also makes the result independent of the BLAS thread count.
-    """
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
-
-def n_solver_threads() -> int:
-    """Threads used for multi-RHS solves: ``ROUTEIRL_SOLVER_THREADS`` or the usable CPU count (max 8)."""
-    env = os.environ.get("ROUTEIRL_SOLVER_THREADS")
-    if env:
-        return max(1, int(env))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cpus))
 
 
 def fill_reducing_ordering(pattern: sp.spmatrix, method: str = "metis") -> np.ndarray:
@@ -185,7 +160,7 @@ class MMatrixLU:
         if trans and m >= TRANSPOSE_FACTOR_MIN_COLUMNS:
             self._factorize_transpose()
             lu, mode = self._factor(transposed=True), "N"
-        threads = min(n_solver_threads(), max(1, m // _MIN_COLUMNS_PER_THREAD))
+        threads = min(solver_threads(), max(1, m // _MIN_COLUMNS_PER_THREAD))
         block = int(np.clip(_CACHE_BYTES // (8 * self.n), 8, 64))
         out = np.empty_like(B, order="F")
 

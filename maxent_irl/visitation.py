@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maxent_irl.linsolve import n_solver_threads
 from maxent_irl.mdp import RouteMDP
+from maxent_irl.parallel import solver_threads
 from maxent_irl.soft_values import DestinationBatch
 
 __all__ = ["ForwardResult", "forward_pass"]
@@ -94,7 +94,7 @@ def _sum_products(X: np.ndarray, Z: np.ndarray, cols: np.ndarray, src_i: np.ndar
             acc += X[src_i, i] * Z[dst_i, cols[i]]
         return acc
 
-    threads = min(n_solver_threads(), max(1, cols.size // 8))
+    threads = min(solver_threads(), max(1, cols.size // 8))
     if threads == 1:
         return work(0, cols.size)
     bounds = np.linspace(0, cols.size, threads + 1).astype(int)

@@ -61,7 +61,7 @@ def routes(
     shares = [None]
     if alternatives > 0 and o != d:
         n = rt.settings.route_samples
-        samples = model.sample_paths(o, d, n, seed=0 if seed is None else seed)
+        samples = model.sample_paths(o, d, n, random_state=0 if seed is None else seed)
         counts = Counter(tuple(int(s) for s in p) for p in samples)
         counts.pop(tuple(int(s) for s in best), None)
         for key, c in counts.most_common(alternatives):

@@ -31,13 +31,7 @@ from maxent_irl.roads.gps_io import read_csv, read_geojson, read_gpx, traces_to_
 from maxent_irl.roads.matching import MapMatcher, MatchResult
 from maxent_irl.roads.network import DEFAULT_OSM_PATH, RoadNetwork
 from maxent_irl.roads.osm import load_graph, save_graph
-from maxent_irl.roads.simulate import (
-    SimulatedTrip,
-    TemperatureCalibration,
-    calibrate_temperature,
-    simulate_gps,
-    simulate_trips,
-)
+from maxent_irl.roads.simulate import SimulatedTrip, draw_od, simulate_gps, simulate_trips
 from maxent_irl.roads.trace import REJECTION_REASONS, Trace, TripRejection
 from maxent_irl.roads.trips import clean_paths, clean_trips, path_revisit_fraction, split_trips
 
@@ -56,14 +50,13 @@ __all__ = [
     "RoadNetwork",
     "RoadsError",
     "SimulatedTrip",
-    "TemperatureCalibration",
     "Trace",
     "TripRejection",
     "UnknownSegmentError",
-    "calibrate_temperature",
     "clean_paths",
     "clean_trips",
     "default_true_theta",
+    "draw_od",
     "load_graph",
     "path_revisit_fraction",
     "read_csv",

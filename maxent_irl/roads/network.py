@@ -49,10 +49,11 @@ logger = logging.getLogger(__name__)
 
 SegmentId = tuple[Hashable, Hashable, int]
 
-#: The embedded default network (© OpenStreetMap contributors, ODbL 1.0; see data/README.md).
-DEFAULT_OSM_PATH = Path(os.environ.get("ROUTEIRL_DATA_DIR", Path(__file__).resolve().parents[2] / "data")) / (
-    "andorra_drive.osm.bz2"
-)
+#: The embedded default network (© OpenStreetMap contributors, ODbL 1.0; see data/README.md), shipped in
+#: the repository's ``data/`` folder beside the packages.
+DEFAULT_OSM_PATH = Path(__file__).resolve().parents[2] / "data" / "andorra_drive.osm.bz2"
+#: Where :meth:`RoadNetwork.default` keeps its ``.npz`` cache unless told otherwise.
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "routeirl"
 _BEARING_WINDOW_M = 20.0
 _CHUNK_M = 100.0  # candidate search splits segments into pieces of at most this length
 _CACHE_VERSION = "roads-network-v1"
@@ -218,20 +219,20 @@ class RoadNetwork:
         """The embedded default network: the drivable roads of Andorra (``data/andorra_drive.osm.bz2``).
 
         Memoized per process. ``cache_dir=True`` also keeps the built network as ``.npz``
-        in ``$ROUTEIRL_CACHE_DIR`` (default ``~/.cache/routeirl``), keyed by the OSM
-        file's hash, so later processes skip the ~2 s OSM parse; ``False`` / ``None`` disables
-        the disk cache. The result is identical either way (same fingerprint).
+        in :data:`DEFAULT_CACHE_DIR` (``~/.cache/routeirl``), a path puts it there instead; keyed
+        by the OSM file's hash, so later processes skip the ~2 s OSM parse. ``False`` / ``None``
+        disables the disk cache. The result is identical either way (same fingerprint).
         """
         path = DEFAULT_OSM_PATH
         memo_key = (str(path), bool(allow_uturns))
         if memo_key in _DEFAULT_CACHE:
             return _DEFAULT_CACHE[memo_key]
         if not path.is_file():
-            raise NetworkSourceError(f"default network file {path} is missing (set ROUTEIRL_DATA_DIR)")
+            raise NetworkSourceError(f"the embedded default network {path} is missing: this installation has no "
+                                     "data/ folder beside the packages; load a network file with RoadNetwork.load")
         cache_file = None
         if cache_dir:
-            env_dir = os.environ.get("ROUTEIRL_CACHE_DIR", Path.home() / ".cache" / "routeirl")
-            base = Path(env_dir) if cache_dir is True else Path(cache_dir)
+            base = DEFAULT_CACHE_DIR if cache_dir is True else Path(cache_dir)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             cache_file = base / f"{path.name.split('.')[0]}-{digest}-u{int(allow_uturns)}-{_CACHE_VERSION}.npz"
         if cache_file is None:

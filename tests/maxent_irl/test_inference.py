@@ -29,14 +29,14 @@ def test_sampling_frequencies_match_probabilities() -> None:
     mdp = sink_mdp()
     model = RouteModel(mdp, np.array([-1.0, -0.8]))
     paths, weights, Z, _ = brute_force(mdp, model.logw, 0, 4)
-    samples = model.sample_paths(0, 4, 20000, seed=1)
+    samples = model.sample_paths(0, 4, 20000, random_state=1)
     assert all(p[0] == 0 and p[-1] == 4 for p in samples)
     freq = Counter(tuple(p.tolist()) for p in samples)
     for p, w in zip(paths, weights, strict=True):
         prob = w / Z
         if prob > 0.01:  # binomial standard error below 0.0035 here: 5 sigma
             assert freq[tuple(p.tolist())] / 20000 == pytest.approx(prob, abs=0.018)
-    again = model.sample_paths(0, 4, 20000, seed=1)
+    again = model.sample_paths(0, 4, 20000, random_state=1)
     assert all(np.array_equal(a, b) for a, b in zip(again, samples, strict=True))  # seeded: reproducible
 
 
@@ -112,7 +112,7 @@ def test_every_query_is_independent_of_the_fill_reducing_ordering(seed: int) -> 
     theta = -np.full(mdp.n_features, 1.5)
     ref = RouteModel(mdp, theta, ordering=np.arange(mdp.n_states))
     model = RouteModel(mdp, theta, ordering=np.random.default_rng(seed).permutation(mdp.n_states))
-    paths = ref.sample_trips(np.array([0, 3, 5, 1]), np.array([4, 2, 0, 5]), seed=seed)
+    paths = ref.sample_trips(np.array([0, 3, 5, 1]), np.array([4, 2, 0, 5]), random_state=seed)
     np.testing.assert_allclose(model.path_log_prob(paths), ref.path_log_prob(paths), rtol=1e-10)
     np.testing.assert_allclose(model.soft_values(4), ref.soft_values(4), rtol=1e-10, atol=1e-12)
     for got, want in zip(model.next_transition_probs(1, 4), ref.next_transition_probs(1, 4), strict=True):
@@ -128,5 +128,5 @@ def test_every_query_is_independent_of_the_fill_reducing_ordering(seed: int) -> 
     ll_ref, g_ref = log_likelihood_and_gradient(mdp, trips, mdp.features @ theta, ordering=ref.ordering)
     assert ll == pytest.approx(ll_ref, rel=1e-10)
     np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
-    assert [p.tolist() for p in model.sample_trips([0, 2], [4, 4], seed=1)] == \
-        [p.tolist() for p in ref.sample_trips([0, 2], [4, 4], seed=1)]
+    assert [p.tolist() for p in model.sample_trips([0, 2], [4, 4], random_state=1)] == \
+        [p.tolist() for p in ref.sample_trips([0, 2], [4, 4], random_state=1)]

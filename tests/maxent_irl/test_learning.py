@@ -36,7 +36,7 @@ def _sample(mdp: RouteMDP, theta: np.ndarray, n: int, n_dest: int, seed: int) ->
     rng = np.random.default_rng(seed)
     dests = rng.choice(mdp.n_states, n_dest, replace=False)
     o, d = rng.integers(0, mdp.n_states, n), rng.choice(dests, n)
-    return RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=seed)
+    return RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=seed)
 
 
 def test_recovers_known_theta_on_real_road_graph(andorra_mdp: RouteMDP) -> None:

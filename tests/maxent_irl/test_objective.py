@@ -18,7 +18,7 @@ def _trips(mdp, theta, n, seed):
     o = rng.integers(0, mdp.n_states, n)
     d = rng.integers(0, mdp.n_states, n)
     keep = o != d
-    return RouteModel(mdp, theta).sample_trips(o[keep], d[keep], seed=seed)
+    return RouteModel(mdp, theta).sample_trips(o[keep], d[keep], random_state=seed)
 
 
 def test_gradient_matches_brute_force_feature_expectations() -> None:

@@ -226,7 +226,7 @@ def test_a_loop_no_route_can_use_does_not_make_z_infinite() -> None:
     # learning: the loop changes nothing, so the fit is the loop-free graph's
     from maxent_irl import MaxEntIRL
 
-    paths = ref_model.sample_trips(np.zeros(40, dtype=int), np.full(40, d), seed=1)
+    paths = ref_model.sample_trips(np.zeros(40, dtype=int), np.full(40, d), random_state=1)
     fitted = MaxEntIRL().fit(mdp, paths)
     np.testing.assert_allclose(fitted.theta_, MaxEntIRL().fit(base, paths).theta_, rtol=1e-6, atol=1e-8)
 

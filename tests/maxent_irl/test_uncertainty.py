@@ -25,7 +25,7 @@ def test_information_matrix_is_the_path_feature_covariance() -> None:
     columns: list[int] = []
     info = information_matrix(mdp, [observed], theta, ordering=model.ordering, callback=columns.append)
     assert columns == np.flatnonzero(np.any(mdp.features != 0, axis=0)).tolist()  # one column per present feature
-    samples = model.sample_paths(o, d, 20_000, seed=0)
+    samples = model.sample_paths(o, d, 20_000, random_state=0)
     feats = np.array([mdp.features[mdp.transition_indices(p)].sum(axis=0) for p in samples])
     cov = np.cov(feats, rowvar=False)
     used = np.diag(cov) > 1e-3

@@ -123,7 +123,7 @@ def test_default_true_theta_converges_and_is_not_travel_time(andorra: RoadNetwor
     model = RouteModel(andorra.mdp, theta)
     rng = np.random.default_rng(0)
     o, d = rng.integers(0, andorra.n_states, 60), rng.integers(0, andorra.n_states, 60)
-    paths = model.sample_trips(o, d, seed=1)
+    paths = model.sample_trips(o, d, random_state=1)
     L = andorra.segment_length_m
     router = andorra.router()
     ratio = np.array([L[p].sum() / L[router.shortest_path(a, b)].sum() for p, a, b in zip(paths, o, d, strict=True)])

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from app.evaluate.config import EvaluationError
-from app.evaluate.progress import progress_bar
+from evaluation.baselines import ActionBasedModel
+from evaluation.config import EvaluationError
+from evaluation.max_margin import MaxMarginPlanning
+from evaluation.progress import progress_bar
 from maxent_irl import FitProgress, MaxEntIRL, RouteMDP
-from maxent_irl.baselines import ActionBasedModel
 from maxent_irl.exceptions import InvalidParameterError
-from maxent_irl.max_margin import MaxMarginPlanning, MaxMarginStep
 from maxent_irl.roads import RoadNetwork
 from maxent_irl.uncertainty import information_matrix
 
-__all__ = ["fit_action_model", "fit_max_margin", "fit_maxent", "maxent_information", "travel_time_costs"]
+__all__ = ["ActionFit", "fit_action_model", "fit_max_margin", "fit_maxent", "maxent_information", "travel_time_costs"]
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,20 @@ def fit_maxent(mdp: RouteMDP, paths: Sequence[np.ndarray], max_iter: int, progre
         return MaxEntIRL(max_iter=max_iter, callback=tick).fit(mdp, list(paths))
 
 
+@dataclass(frozen=True)
+class ActionFit:
+    """The fitted action-based model and how it was fitted (iterations include the warm start's)."""
+
+    model: ActionBasedModel
+    n_iter: int
+    warm_start_trips: int
+    n_trips: int
+
+
 def fit_action_model(
     mdp: RouteMDP, paths: Sequence[np.ndarray], max_trips: int, max_iter: int, warm_trips: int, seed: int,
     progress: bool,
-) -> tuple[ActionBasedModel, int]:
+) -> ActionFit:
     """The action-based baseline, fitted on at most ``max_trips`` training trips (0: all, the default).
 
     It starts from the class's default weights, independently of MaxEnt: started from the
@@ -65,22 +75,17 @@ def fit_action_model(
         paths = [paths[i] for i in keep]
     with progress_bar(progress, desc="action-based fit (likelihood evaluations)") as bar:
 
-        class _Tracked(ActionBasedModel):
-            def _ll_grad(self, *args: Any, **kwargs: Any) -> tuple[float, np.ndarray]:
-                out = super()._ll_grad(*args, **kwargs)
-                bar.update(1)
-                return out
+        def tick(_: FitProgress) -> None:
+            bar.update(1)
 
         theta0, n_iter, warm_used = None, 0, 0
         if 0 < warm_trips < len(paths):
             keep = np.sort(rng.choice(len(paths), warm_trips, replace=False))
-            warm = _Tracked(max_iter=max_iter).fit(mdp, [paths[i] for i in keep])
+            warm = ActionBasedModel(max_iter=max_iter, callback=tick).fit(mdp, [paths[i] for i in keep])
             theta0, n_iter, warm_used = warm.theta_, warm.n_iter_, warm_trips
             log.info("action-based model: warm start from %d trips (%d iterations)", warm_trips, n_iter)
-        model = _Tracked(max_iter=max_iter, theta0=theta0).fit(mdp, paths)
-    model.n_iter_ += n_iter
-    model.warm_start_trips_ = warm_used
-    return model, len(paths)
+        model = ActionBasedModel(max_iter=max_iter, theta0=theta0, callback=tick).fit(mdp, paths)
+    return ActionFit(model, n_iter + model.n_iter_, warm_used, len(paths))
 
 
 def fit_max_margin(mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray, n_iter: int, batch: int,
@@ -88,15 +93,15 @@ def fit_max_margin(mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: n
     """Max margin planning with ``lambda`` chosen on a validation split, one progress bar per candidate."""
     with progress_bar(progress, total=0, desc="max margin") as bar:
 
-        def tick(step: MaxMarginStep) -> None:
-            if step.step == 1:  # a new candidate lambda (or the final refit): a fresh bar
-                bar.reset(total=step.n_steps)
-                bar.set_description(f"max margin (λ={step.lam:g})")
+        def tick(step: FitProgress) -> None:
+            if step.iteration == 1:  # a new candidate lambda (or the final refit): a fresh bar
+                bar.reset(total=step.total)
+                bar.set_description(f"max margin ({step.stage.replace('lam', 'λ')})")
             bar.update(1)
-            bar.set_postfix(hinge=f"{step.hinge:.3f}")
+            bar.set_postfix(hinge=f"{step.objective:.3f}")
 
         try:
-            return MaxMarginPlanning(n_iter=n_iter, batch=batch, seed=seed, callback=tick).fit(
+            return MaxMarginPlanning(n_iter=n_iter, batch=batch, random_state=seed, callback=tick).fit(
                 mdp, paths, state_length_m)
         except InvalidParameterError as exc:  # e.g. features that cannot make every cost positive
             raise EvaluationError(f"max margin planning cannot run on these trips: {exc} (or pass --no-mmp)") from exc

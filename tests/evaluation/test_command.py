@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.app.evaluate.helpers import MONACO, ROOT
+from tests.evaluation.helpers import MONACO, ROOT
 
 
 def test_evaluate_command_is_registered_whichever_way_the_cli_runs() -> None:
     """``python -m app.cli evaluate`` loads the command as the installed ``routeirl`` script does."""
-    for argv in (["-m", "app.cli", "evaluate", "--help"], ["-m", "app.evaluate", "--help"]):
+    for argv in (["-m", "app.cli", "evaluate", "--help"], ["-m", "evaluation", "--help"]):
         out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "--simulate" in out.stdout and "--action-warm-trips" in out.stdout
@@ -89,7 +89,7 @@ def _metrics(beats: dict[str, bool], theta_ok: bool | None, rises: bool = True) 
 def test_check_exit_status(beats: dict[str, bool], theta_ok: bool | None, rises: bool, status: int,
                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """``--check`` fails on the must-show checks only; without it the command succeeds whatever they say."""
-    from app.evaluate import run
+    from evaluation import run
 
     monkeypatch.setattr(run, "run_evaluation", lambda cfg: _metrics(beats, theta_ok, rises))
     assert main(["evaluate", "--no-progress", "--check"]) == status

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,10 +20,11 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse import csgraph
 
-from maxent_irl.exceptions import InvalidParameterError, NotFittedError
-from maxent_irl.linsolve import single_threaded_blas
+from maxent_irl.base import BaseEstimator, FitCallback, FitProgress, check_is_fitted
+from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import feature_rms, make_trip_set
+from maxent_irl.parallel import single_threaded_blas
 from maxent_irl.soft_values import shortest_path as _shortest_path
 
 __all__ = ["ActionBasedModel", "ShortestPathBaseline", "positive_cost_rows", "shortest_path"]
@@ -40,29 +42,32 @@ def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int
     return _shortest_path(mdp, cost, o, d)
 
 
-class ShortestPathBaseline:
+class ShortestPathBaseline(BaseEstimator):
     """Predicts the route of least fixed cost (``costs`` ``(T,)``, e.g. seconds of travel time).
 
     It has nothing to learn; :meth:`fit` only checks the paths against the MDP so
-    every model in an evaluation is used the same way. It is no density model: it
-    gives no path probabilities.
+    every model in an evaluation is used the same way (``callback`` is called once, after
+    that check). It is no density model: it gives no path probabilities.
     """
 
-    def __init__(self, costs: np.ndarray) -> None:
+    def __init__(self, costs: np.ndarray, callback: FitCallback | None = None) -> None:
         self.costs = costs
+        self.callback = callback
 
     def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> ShortestPathBaseline:
+        start = time.perf_counter()
         costs = np.asarray(self.costs, dtype=np.float64)
         if costs.shape != (mdp.n_transitions,) or not np.all(np.isfinite(costs)) or np.any(costs < 0):
             raise InvalidParameterError(f"costs must be {mdp.n_transitions} finite nonnegative numbers")
         make_trip_set(mdp, paths)
         self.mdp_ = mdp
         self.costs_ = costs
+        if self.callback is not None:
+            self.callback(FitProgress(0, None, None, costs, time.perf_counter() - start, total=0))
         return self
 
     def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
-        if not hasattr(self, "costs_"):
-            raise NotFittedError("call fit first")
+        check_is_fitted(self, "costs_")
         return shortest_path(self.mdp_, self.costs_, origin, destination)
 
 
@@ -89,6 +94,14 @@ def positive_cost_rows(features: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(group == g)
         rows.update((int(idx[np.argmin(length[idx])]), int(idx[np.argmax(length[idx])])))
     return features[sorted(rows)]
+
+
+class _Stop(Exception):  # noqa: N818 - control flow, not an error: the callback asked to stop
+    """Raised through SLSQP to stop at the callback's request, carrying the point reached."""
+
+    def __init__(self, u: np.ndarray) -> None:
+        super().__init__("stopped by callback")
+        self.u = u
 
 
 def _block_size(n_transitions: int) -> int:
@@ -137,7 +150,7 @@ def _subtree_sums(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
         jump = np.where(live, np.append(jump, m)[jump], m)
 
 
-class ActionBasedModel:
+class ActionBasedModel(BaseEstimator):
     """The locally normalized action model ``P(a | s, d) ∝ exp(Q*(s, a) / alpha)``, fitted by maximum likelihood.
 
     ``Q*(s, a) = theta . f(a) + V*(s')``, ``V*`` the best (hard) reward-to-go to
@@ -148,16 +161,22 @@ class ActionBasedModel:
     Parameters: ``alpha`` temperature (default 1), ``l2`` regularization on the
     per-trip average (default 0), ``theta0`` start (default: all ``-1``),
     ``max_iter`` SLSQP iterations per round (default 200), ``min_cost`` the least cost a
-    transition may have (default 1e-3, as in max margin planning).
+    transition may have (default 1e-3, as in max margin planning), ``callback`` a
+    :class:`~maxent_irl.base.FitProgress` after every likelihood evaluation (``iteration``
+    counts them; SLSQP has no per-iteration hook); returning ``False`` stops the fit.
+
+    Learned attributes: ``theta_``, ``n_iter_``, ``n_evaluations_``, ``message_``, ``converged_``,
+    ``n_at_min_cost_`` (transitions where the cost bound binds).
     """
 
     def __init__(self, alpha: float = 1.0, l2: float = 0.0, theta0: np.ndarray | None = None,
-                 max_iter: int = 200, min_cost: float = 1e-3) -> None:
+                 max_iter: int = 200, min_cost: float = 1e-3, callback: FitCallback | None = None) -> None:
         self.alpha = alpha
         self.l2 = l2
         self.theta0 = theta0
         self.max_iter = max_iter
         self.min_cost = min_cost
+        self.callback = callback
 
     def _reward(self, mdp: RouteMDP, theta: np.ndarray) -> np.ndarray:
         r = mdp.features @ theta
@@ -243,6 +262,7 @@ class ActionBasedModel:
         scale = 1.0 / trips.n_trips
         feature_scale = feature_rms(mdp, trips)  # the solver works on u = theta * feature_scale, as MaxEntIRL
         out_of_bounds = 1e12  # objective where V* is undefined (a cost <= 0, off the constraint rows)
+        start, evaluations = time.perf_counter(), [0]
 
         def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
             theta = u / feature_scale
@@ -253,19 +273,31 @@ class ActionBasedModel:
             if not np.isfinite(ll):
                 return out_of_bounds, np.zeros(k)
             f = -ll * scale + 0.5 * self.l2 * theta @ theta
-            return f, (-g * scale + self.l2 * theta) / feature_scale
+            grad = -g * scale + self.l2 * theta
+            evaluations[0] += 1
+            if self.callback is not None:
+                progress = FitProgress(evaluations[0], float(ll), float(np.linalg.norm(grad)), theta.copy(),
+                                       time.perf_counter() - start, objective=float(f))
+                if self.callback(progress) is False:
+                    raise _Stop(u)
+            return f, grad / feature_scale
 
         rows = positive_cost_rows(mdp.features)
         tol = self.min_cost * (1 - 1e-6)  # the solver meets the bound to rounding
         u = x0 * feature_scale
-        n_iter, res = 0, None
+        n_iter, message, success, fun = 0, "", False, out_of_bounds
         for _ in range(_MAX_CUTS):
             A = rows / feature_scale  # the cost of row i at u is -(A @ u)[i]
-            res = minimize(objective, u, jac=True, method="SLSQP",
-                           constraints=[{"type": "ineq", "fun": lambda v, A=A: -(A @ v) - self.min_cost,
-                                         "jac": lambda v, A=A: -A}],
-                           options={"maxiter": self.max_iter, "ftol": 1e-10})
+            try:
+                res = minimize(objective, u, jac=True, method="SLSQP",
+                               constraints=[{"type": "ineq", "fun": lambda v, A=A: -(A @ v) - self.min_cost,
+                                             "jac": lambda v, A=A: -A}],
+                               options={"maxiter": self.max_iter, "ftol": 1e-10})
+            except _Stop as stop:
+                u, message, success = stop.u, "stopped by callback", False
+                break
             u, n_iter = res.x, n_iter + int(res.nit)
+            message, success, fun = str(res.message), bool(res.success), float(res.fun)
             bad = np.flatnonzero(-(mdp.features @ (u / feature_scale)) < tol)
             new = np.unique(mdp.features[bad], axis=0)
             new = new[~(new[:, None, :] == rows[None, :, :]).all(axis=2).any(axis=1)]
@@ -276,8 +308,9 @@ class ActionBasedModel:
         cost = -(mdp.features @ self.theta_)
         self.mdp_ = mdp
         self.n_iter_ = n_iter
-        self.message_ = str(res.message)
-        self.converged_ = bool(res.success) and bool(np.all(cost >= tol)) and float(res.fun) < out_of_bounds
+        self.n_evaluations_ = evaluations[0]
+        self.message_ = message
+        self.converged_ = success and bool(np.all(cost >= tol)) and fun < out_of_bounds
         self.n_at_min_cost_ = int(np.sum((cost >= tol) & (cost < 1.01 * self.min_cost)))
         if self.converged_:
             logger.info("action-based model: %d iterations (%s); %d transitions at the least cost", n_iter,
@@ -288,8 +321,7 @@ class ActionBasedModel:
         return self
 
     def _check(self) -> RouteMDP:
-        if not hasattr(self, "theta_"):
-            raise NotFittedError("call fit first")
+        check_is_fitted(self)
         return self.mdp_
 
     def path_log_prob(self, paths: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:

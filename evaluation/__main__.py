@@ -1,4 +1,4 @@
-"""``python -m app.evaluate ...`` = ``routeirl evaluate ...``, without installing the package."""
+"""``python -m evaluation ...`` = ``routeirl evaluate ...``, without installing the package."""
 
 import sys
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from evaluation.baselines import ActionBasedModel, ShortestPathBaseline
 from maxent_irl import RouteMDP, RouteModel
-from maxent_irl.baselines import ActionBasedModel, ShortestPathBaseline
 from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.objective import make_trip_set
 from maxent_irl.synthetic import grid_route_mdp
@@ -36,7 +36,7 @@ def test_action_model_fit_improves_likelihood_and_predicts_routes() -> None:
     theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
     rng = np.random.default_rng(0)
     o, d = rng.integers(0, mdp.n_states, 150), rng.integers(0, mdp.n_states, 150)
-    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=0)
+    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=0)
     start = ActionBasedModel(max_iter=1).fit(mdp, paths)
     fitted = ActionBasedModel(max_iter=100).fit(mdp, paths)
     assert fitted.log_likelihood(paths) > start.log_likelihood(paths)
@@ -71,7 +71,7 @@ def _grid_trips(segment: float) -> tuple[RouteMDP, list[np.ndarray]]:
     theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, segment])
     rng = np.random.default_rng(3)
     o, d = rng.integers(0, mdp.n_states, 200), rng.integers(0, mdp.n_states, 200)
-    return mdp, RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=4)
+    return mdp, RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=4)
 
 
 def test_action_model_fit_label_bias_is_a_per_transition_bonus() -> None:
@@ -89,7 +89,7 @@ def test_action_model_fit_label_bias_is_a_per_transition_bonus() -> None:
 def test_action_model_fit_with_a_binding_bound_and_cutting_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     """With min_cost = 0.5 the bound binds on the grid. Given a single constraint row, the fit must
     add the violated transitions (cutting planes) and reach the same constrained optimum."""
-    from maxent_irl import baselines
+    from evaluation import baselines
 
     mdp, paths = _grid_trips(-0.05)
     full = ActionBasedModel(min_cost=0.5).fit(mdp, paths)
@@ -149,13 +149,13 @@ def _reference_log_likelihood(mdp: RouteMDP, theta: np.ndarray, paths: list[np.n
 def test_action_model_batched_likelihood_and_gradient() -> None:
     """The batched likelihood (blocks of destinations, subtree sums) equals plain loops; its gradient
     equals central finite differences (V* is piecewise linear: generic continuous features avoid ties)."""
-    from maxent_irl import baselines
+    from evaluation import baselines
 
     mdp = grid_route_mdp(7, seed=3)
     theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, -0.7])
     rng = np.random.default_rng(1)
     o, d = rng.integers(0, mdp.n_states, 120), rng.integers(0, mdp.n_states, 120)
-    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], seed=2)
+    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=2)
     model = ActionBasedModel()
     trips = make_trip_set(mdp, paths)
     old_block = baselines._DEST_BLOCK
@@ -174,7 +174,7 @@ def test_action_model_batched_likelihood_and_gradient() -> None:
 
 
 def test_subtree_sums_match_a_walk_up_the_forest() -> None:
-    from maxent_irl.baselines import _subtree_sums
+    from evaluation.baselines import _subtree_sums
 
     rng = np.random.default_rng(4)
     m = 300

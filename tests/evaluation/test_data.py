@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.evaluate.config import ACTION, ACTION_COSTS, MMP, ORACLE, TIME
-from app.evaluate.data import read_database_paths, split_train_test, usable_paths
-from tests.app.evaluate.helpers import FAST, MONACO
+from evaluation.config import ACTION, ACTION_COSTS, MMP, ORACLE, TIME
+from evaluation.data import read_database_paths, split_train_test, usable_paths
+from tests.evaluation.helpers import FAST, MONACO
 
 
 def test_database_source_is_read_only(tmp_path: Path) -> None:

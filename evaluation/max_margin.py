@@ -4,7 +4,7 @@ It learns transition costs ``c = F w`` under which each demonstrated route is ch
 than every other route by a margin that grows with how much of it they miss. It is no
 density model (no path probabilities), and it needs every cost positive so that its
 plans are shortest paths: the weights are projected onto ``{F w >= eps}`` after each
-step, with the constraint rows of :func:`~maxent_irl.baselines.positive_cost_rows` plus
+step, with the constraint rows of :func:`~evaluation.baselines.positive_cost_rows` plus
 any transition found violating (cutting planes).
 """
 
@@ -12,38 +12,26 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
-from maxent_irl.baselines import ShortestPathBaseline, positive_cost_rows, shortest_path
-from maxent_irl.exceptions import InvalidParameterError, NotFittedError
-from maxent_irl.linsolve import single_threaded_blas
+from evaluation.baselines import ShortestPathBaseline, positive_cost_rows, shortest_path
+from evaluation.metrics import route_match_fraction
+from maxent_irl.base import BaseEstimator, FitCallback, FitProgress, RandomState, check_is_fitted
+from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.metrics import route_match_fraction
+from maxent_irl.parallel import single_threaded_blas
 
-__all__ = ["MaxMarginPlanning", "MaxMarginStep", "project_onto_positive_costs"]
+__all__ = ["MaxMarginPlanning", "project_onto_positive_costs"]
 
 logger = logging.getLogger(__name__)
 
 
 #: Rounds of cutting planes per projection before falling back to the interior point.
 _MAX_CUTS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class MaxMarginStep:
-    """What ``callback`` gets after each subgradient step: the ``lam`` being fitted, the step
-    (1-based) of ``n_steps``, the minibatch's mean hinge loss at the weights the step started
-    from (km + cost units), and the weights ``w`` ``(k,)`` after the step."""
-
-    lam: float
-    step: int
-    n_steps: int
-    hinge: float
-    w: np.ndarray
 
 
 def project_onto_positive_costs(w: np.ndarray, A: np.ndarray, eps: float, interior: np.ndarray) -> np.ndarray:
@@ -72,7 +60,7 @@ def project_onto_positive_costs(w: np.ndarray, A: np.ndarray, eps: float, interi
     return x
 
 
-class MaxMarginPlanning:
+class MaxMarginPlanning(BaseEstimator):
     """Maximum margin planning for route MDPs, by projected stochastic subgradient descent.
 
     Minimizes ``lam/2 |w|^2 + mean_i [c(y_i) - min_y (c(y) - L(y_i, y))]`` over weights
@@ -85,21 +73,27 @@ class MaxMarginPlanning:
     added to its cost. With several ``lams``, the one whose plans match a seeded
     ``validation_fraction`` of the training trips best is refitted on all of them.
 
+    ``callback`` gets a :class:`~maxent_irl.base.FitProgress` after every subgradient step:
+    ``stage`` names the ``lam`` being fitted (``"lam=0.01"``; ``"final"`` for the refit on all
+    trips), ``iteration`` the step (1-based) of ``total``, ``objective`` the minibatch's mean
+    hinge loss at the weights the step started from (km + cost units), ``theta`` the weights
+    after the step; returning ``False`` stops the fit after that step.
+
     Learned attributes: ``w_`` ``(k,)``, ``costs_`` ``(T,)``, ``lam_``, ``validation_``
     (``{lam: mean matched share}``, empty with one ``lam``), ``planner_`` (the shortest
-    path under ``costs_``, a :class:`~maxent_irl.baselines.ShortestPathBaseline`).
+    path under ``costs_``, a :class:`~evaluation.baselines.ShortestPathBaseline`).
     """
 
     def __init__(self, lams: Sequence[float] = (1e-3, 1e-2, 1e-1), n_iter: int = 200, batch: int = 100,
-                 eta0: float = 1.0, eps: float = 1e-3, validation_fraction: float = 0.2, seed: int = 0,
-                 callback: Callable[[MaxMarginStep], None] | None = None) -> None:
+                 eta0: float = 1.0, eps: float = 1e-3, validation_fraction: float = 0.2,
+                 random_state: RandomState = 0, callback: FitCallback | None = None) -> None:
         self.lams = lams
         self.n_iter = n_iter
         self.batch = batch
         self.eta0 = eta0
         self.eps = eps
         self.validation_fraction = validation_fraction
-        self.seed = seed
+        self.random_state = random_state
         self.callback = callback
 
     def fit(self, mdp: RouteMDP, paths: Sequence[np.ndarray], state_length_m: np.ndarray) -> MaxMarginPlanning:
@@ -131,27 +125,31 @@ class MaxMarginPlanning:
         self._A = positive_cost_rows(mdp.features)
         self._interior = self._interior_point(mdp)
 
+        rs = self.random_state
+        # an int seeds the minibatches (seed) and the validation split (seed + 1); a generator draws one seed
+        self._seed = int(rs) if isinstance(rs, int | np.integer) else int(np.random.default_rng(rs).integers(2**62))
+        self._start = time.perf_counter()
+        self._stopped = False
         self.validation_: dict[float, float] = {}
         if len(lams) > 1:
-            order = np.random.default_rng(self.seed + 1).permutation(len(paths))
+            order = np.random.default_rng(self._seed + 1).permutation(len(paths))
             n_val = min(max(1, round(self.validation_fraction * len(paths))), len(paths) - 1)
             val = [paths[i] for i in np.sort(order[:n_val])]
             train = [paths[i] for i in np.sort(order[n_val:])]
             for lam in lams:
-                cost = mdp.features @ self._fit_one(mdp, train, lam)
+                cost = mdp.features @ self._fit_one(mdp, train, lam, f"lam={lam:g}")
                 self.validation_[lam] = float(np.mean(
                     [route_match_fraction(shortest_path(mdp, cost, int(p[0]), int(p[-1])), p, length) for p in val]))
                 logger.info("max margin: lambda=%g, validation matching %.4f", lam, self.validation_[lam])
         self.lam_ = max(self.validation_, key=self.validation_.__getitem__) if self.validation_ else lams[0]
-        self.w_ = self._fit_one(mdp, paths, self.lam_)
+        self.w_ = self._fit_one(mdp, paths, self.lam_, "final")
         self.costs_ = mdp.features @ self.w_
         self.planner_ = ShortestPathBaseline(self.costs_).fit(mdp, paths)
         return self
 
     def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
         """The plan: the cheapest path under the learned costs (the name matches the other models')."""
-        if not hasattr(self, "planner_"):
-            raise NotFittedError("call fit first")
+        check_is_fitted(self, "planner_")
         return self.planner_.most_likely_path(origin, destination)
 
     def _interior_point(self, mdp: RouteMDP) -> np.ndarray:
@@ -193,16 +191,18 @@ class MaxMarginPlanning:
             x = (1 - s) * x + s * self._interior
         return x
 
-    def _fit_one(self, mdp: RouteMDP, paths: list[np.ndarray], lam: float) -> np.ndarray:
+    def _fit_one(self, mdp: RouteMDP, paths: list[np.ndarray], lam: float, stage: str) -> np.ndarray:
         F = self._F
         demo_t = [mdp.transition_indices(p) for p in paths]
         demo = np.array([F[t].sum(axis=0) for t in demo_t])
         demo_km = np.array([self._km[t].sum() for t in demo_t])
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self._seed)
         w = self._interior.copy()
         avg, n_avg = np.zeros_like(w), 0
         batch = min(self.batch, len(paths))
         for t in range(1, self.n_iter + 1):
+            if self._stopped:
+                break
             cost = F @ w
             grad = lam * w
             hinge = 0.0
@@ -221,5 +221,8 @@ class MaxMarginPlanning:
                 avg += w
                 n_avg += 1
             if self.callback is not None:
-                self.callback(MaxMarginStep(lam, t, self.n_iter, hinge, w.copy()))
-        return avg / max(n_avg, 1)
+                progress = FitProgress(t, None, float(np.linalg.norm(grad)), w.copy(),
+                                       time.perf_counter() - self._start, objective=hinge, stage=stage,
+                                       total=self.n_iter)
+                self._stopped = self.callback(progress) is False
+        return avg / max(n_avg, 1) if n_avg else w

@@ -13,8 +13,8 @@ import logging
 import sys
 
 from app.cli import command
-from app.evaluate.config import MAXENT, EvalConfig, EvaluationError
-from app.evaluate.report import format_num, format_pct
+from evaluation.config import MAXENT, EvalConfig, EvaluationError
+from evaluation.report import format_num, format_pct
 
 __all__ = ["evaluate"]
 
@@ -88,7 +88,7 @@ def evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     if cfg.database is not None:
         cfg.simulate = 0
-    from app.evaluate.run import run_evaluation  # numerical and plotting stack: only when evaluating
+    from evaluation.run import run_evaluation  # numerical and plotting stack: only when evaluating
 
     try:
         m = run_evaluation(cfg)

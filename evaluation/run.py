@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from app.evaluate.config import (
+from evaluation.baselines import ShortestPathBaseline
+from evaluation.config import (
     ACTION,
     ACTION_COSTS,
     BASELINES,
@@ -34,22 +35,21 @@ from app.evaluate.config import (
     EvaluationError,
     check_config,
 )
-from app.evaluate.data import get_trips, load_network, split_train_test, usable_paths
-from app.evaluate.destinations import destination_prediction
-from app.evaluate.models import (
+from evaluation.data import get_trips, load_network, split_train_test, usable_paths
+from evaluation.destinations import destination_prediction
+from evaluation.metrics import FRACTIONS, MATCH90, paired_difference, route_matches, table1_summary
+from evaluation.models import (
     fit_action_model,
     fit_max_margin,
     fit_maxent,
     maxent_information,
     travel_time_costs,
 )
-from app.evaluate.plots import plot_costs, plot_destinations
-from app.evaluate.progress import progress_bar, timed
-from app.evaluate.recovery import seconds_with_se, theta_recovery
-from app.evaluate.report import jsonable, render_report
+from evaluation.plots import plot_costs, plot_destinations
+from evaluation.progress import progress_bar, timed
+from evaluation.recovery import seconds_with_se, theta_recovery
+from evaluation.report import jsonable, render_report
 from maxent_irl import RouteModel
-from maxent_irl.baselines import ShortestPathBaseline
-from maxent_irl.metrics import FRACTIONS, MATCH90, paired_difference, route_matches, table1_summary
 from maxent_irl.roads import weights_as_seconds
 from maxent_irl.uncertainty import covariance
 
@@ -93,9 +93,10 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         cov = covariance(maxent_information(mdp, train, maxent, cfg.progress))
     time_based = ShortestPathBaseline(travel_time_costs(net)).fit(mdp, train)
     with timed(timings, "fit_action"):
-        action, n_action = fit_action_model(mdp, train, cfg.action_trips, cfg.action_max_iter, cfg.action_warm_trips,
-                                            seeds[1], cfg.progress)
-    log.info("action-based model: %d iterations on %d trips", action.n_iter_, n_action)
+        action_fit = fit_action_model(mdp, train, cfg.action_trips, cfg.action_max_iter, cfg.action_warm_trips,
+                                      seeds[1], cfg.progress)
+    action = action_fit.model
+    log.info("action-based model: %d iterations on %d trips", action_fit.n_iter, action_fit.n_trips)
     mmp = None
     if cfg.mmp:
         with timed(timings, "fit_mmp"):
@@ -177,10 +178,10 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         "models": {
             MAXENT: {"theta": maxent.theta_.tolist(), "n_iter": maxent.n_iter_, "converged": maxent.converged_,
                      "message": maxent.message_, "train_log_likelihood": maxent.log_likelihood_},
-            ACTION: {"theta": np.asarray(action.theta_).tolist(), "n_iter": action.n_iter_, "n_train_trips": n_action,
-                     "converged": action.converged_, "n_at_min_cost": action.n_at_min_cost_,
-                     "max_iter": cfg.action_max_iter, "message": action.message_,
-                     "warm_trips": action.warm_start_trips_},
+            ACTION: {"theta": np.asarray(action.theta_).tolist(), "n_iter": action_fit.n_iter,
+                     "n_train_trips": action_fit.n_trips, "converged": action.converged_,
+                     "n_at_min_cost": action.n_at_min_cost_, "max_iter": cfg.action_max_iter,
+                     "message": action.message_, "warm_trips": action_fit.warm_start_trips},
             **({MMP: {"w": mmp.w_.tolist(), "lambda": mmp.lam_, "validation_matching": mmp.validation_,
                       "n_iter": cfg.mmp_iter, "batch": cfg.mmp_batch}} if mmp is not None else {}),
         },

@@ -13,17 +13,17 @@ reproduces the paper's evaluation and writes it to a report folder:
 * ``costs.png`` (Fig. 3: learned costs in seconds next to the true ones),
   ``destinations.png`` (Fig. 5: top-1 / top-3 destination accuracy).
 
-Modules: :mod:`~app.evaluate.config` (flags and their checks), :mod:`~app.evaluate.data`
-(simulated or stored trips, split), :mod:`~app.evaluate.models` (fits),
-:mod:`~app.evaluate.progress` (progress bars and step timings),
-:mod:`~app.evaluate.recovery` (which weights are exercised, θ in seconds),
-:mod:`~app.evaluate.destinations` (Fig. 5), :mod:`~app.evaluate.plots`,
-:mod:`~app.evaluate.report`, :mod:`~app.evaluate.run` (the whole run) and
-:mod:`~app.evaluate.command` (the CLI). Importing this package only registers the command;
-``from app.evaluate.run import run_evaluation`` runs an evaluation from Python.
+Modules: :mod:`~evaluation.config` (flags and their checks), :mod:`~evaluation.data`
+(simulated or stored trips, split), :mod:`~evaluation.models` (fits),
+:mod:`~evaluation.progress` (progress bars and step timings),
+:mod:`~evaluation.recovery` (which weights are exercised, θ in seconds),
+:mod:`~evaluation.destinations` (Fig. 5), :mod:`~evaluation.plots`,
+:mod:`~evaluation.report`, :mod:`~evaluation.run` (the whole run) and
+:mod:`~evaluation.command` (the CLI). Importing this package only registers the command;
+``from evaluation.run import run_evaluation`` runs an evaluation from Python.
 """
 
-from app.evaluate.command import evaluate
-from app.evaluate.config import EvalConfig, EvaluationError
+from evaluation.command import evaluate
+from evaluation.config import EvalConfig, EvaluationError
 
 __all__ = ["EvalConfig", "EvaluationError", "evaluate"]

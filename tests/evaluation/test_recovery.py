@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.evaluate.destinations import accuracy_rises
-from app.evaluate.recovery import theta_recovery
+from evaluation.destinations import accuracy_rises
+from evaluation.recovery import theta_recovery
 
 NAMES = ["a", "b", "c", "d"]
 

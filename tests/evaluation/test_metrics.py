@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maxent_irl.exceptions import InvalidParameterError, UnreachableDestinationError
-from maxent_irl.metrics import (
+from evaluation.metrics import (
     destination_accuracy,
     paired_difference,
     partial_path,
@@ -14,6 +13,7 @@ from maxent_irl.metrics import (
     route_matches,
     table1_summary,
 )
+from maxent_irl.exceptions import InvalidParameterError, UnreachableDestinationError
 
 
 def test_route_match_and_table1_summary() -> None:
@@ -119,8 +119,7 @@ def test_most_likely_path_is_not_the_best_matching_prediction() -> None:
     Exact expectations over every path, enumerated by brute force.
     """
     from maxent_irl import RouteMDP, RouteModel
-
-    from .helpers import brute_force
+    from tests.maxent_irl.helpers import brute_force
 
     edges = [(0, 1), (1, 2), (2, 3), (3, 9), (0, 4), (4, 5), (4, 6), (4, 7), (5, 8), (6, 8), (7, 8), (8, 9)]
     reward = np.full(len(edges), -1.0)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maxent_irl.baselines import shortest_path
+from evaluation.baselines import shortest_path
+from evaluation.max_margin import MaxMarginPlanning, project_onto_positive_costs
+from evaluation.metrics import route_matches
+from maxent_irl.base import FitProgress
 from maxent_irl.exceptions import InvalidParameterError, InvalidPathError
-from maxent_irl.max_margin import MaxMarginPlanning, MaxMarginStep, project_onto_positive_costs
-from maxent_irl.metrics import route_matches
 from maxent_irl.synthetic import grid_route_mdp
 
 
@@ -39,17 +40,17 @@ def _demonstrations(seed: int, n: int) -> tuple:
 def test_learns_costs_that_plan_the_demonstrated_routes() -> None:
     mdp, paths, length_m = _demonstrations(seed=3, n=160)
     train, test = paths[:100], paths[100:]
-    steps: list[MaxMarginStep] = []
+    steps: list[FitProgress] = []
     mmp = MaxMarginPlanning(lams=(1e-3,), n_iter=60, batch=25, eps=1e-3, callback=steps.append).fit(
         mdp, train, length_m)
-    assert len(steps) == 60 and steps[-1].step == 60 and steps[0].lam == 1e-3
+    assert len(steps) == 60 and steps[-1].iteration == 60 and steps[0].stage == "final" and steps[0].total == 60
     assert mmp.costs_.min() >= 1e-3 * (1 - 1e-9)  # every plan is a shortest path on positive costs
     learned = route_matches(mmp.most_likely_path, test, length_m)
     start = route_matches(lambda o, d: shortest_path(mdp, mdp.features[:, -1], o, d), test, length_m)  # fewest turns
     assert learned.mean() > 0.9
     assert learned.mean() > start.mean() + 0.1  # it learned something beyond its starting point
     # the hinge loss of the averaged iterate is below that of the start
-    assert np.mean([s.hinge for s in steps[-10:]]) < steps[0].hinge
+    assert np.mean([s.objective for s in steps[-10:]]) < steps[0].objective
 
 
 def test_lambda_is_chosen_on_validation_trips() -> None:
@@ -64,9 +65,9 @@ def test_lambda_is_chosen_on_validation_trips() -> None:
 def test_a_huge_lambda_stays_stable(seed: int) -> None:
     """A step beyond 1/lambda would overshoot the weight decay and diverge (it once hung in the projection)."""
     mdp, paths, length_m = _demonstrations(seed=seed, n=40)
-    steps: list[MaxMarginStep] = []
+    steps: list[FitProgress] = []
     mmp = MaxMarginPlanning(lams=(1e3,), n_iter=20, batch=10, callback=steps.append).fit(mdp, paths, length_m)
-    assert max(np.abs(s.w).max() for s in steps) < 10.0
+    assert max(np.abs(s.theta).max() for s in steps) < 10.0
     assert mmp.costs_.min() >= 1e-3 * (1 - 1e-9)
 
 
@@ -81,7 +82,7 @@ def test_hinge_and_averaging_follow_the_definition() -> None:
     paths = [shortest_path(mdp_small, cost, o, d) for o, d in pairs]
     length_m = np.zeros(mdp_small.n_states)
     length_m[mdp_small.dst] = 1000 * mdp_small.features[:, :2].sum(axis=1)
-    steps: list[MaxMarginStep] = []
+    steps: list[FitProgress] = []
     mmp = MaxMarginPlanning(lams=(0.01,), n_iter=8, batch=len(paths), callback=steps.append).fit(
         mdp_small, paths, length_m)
     w0 = mmp._interior_point(mdp_small)
@@ -93,14 +94,14 @@ def test_hinge_and_averaging_follow_the_definition() -> None:
         best = min(c0[t].sum() - (km[p[1:]].sum() - km[np.intersect1d(s[1:], p[1:])].sum())
                    for s, t in enumerate_paths(mdp_small, int(p[0]), int(p[-1]), max_len=12))
         expected.append(demo_cost - best)
-    assert steps[0].hinge == pytest.approx(np.mean(expected), rel=1e-9)
-    assert steps[0].hinge > 0  # the start does not separate the routes by their margin
-    np.testing.assert_allclose(mmp.w_, np.mean([s.w for s in steps[4:]], axis=0), rtol=1e-12)
+    assert steps[0].objective == pytest.approx(np.mean(expected), rel=1e-9)
+    assert steps[0].objective > 0  # the start does not separate the routes by their margin
+    np.testing.assert_allclose(mmp.w_, np.mean([s.theta for s in steps[4:]], axis=0), rtol=1e-12)
 
 
 def test_projection_adds_cuts_where_the_rows_miss_a_transition(monkeypatch: pytest.MonkeyPatch) -> None:
     """positive_cost_rows keeps the extreme rows of each feature pattern; a middle row can still go negative."""
-    import maxent_irl.max_margin as mm
+    import evaluation.max_margin as mm
 
     F = np.array([[0.1, 1.0], [5.0, 10.0], [2.0, 2.0005]])  # one pattern; row 2 is neither shortest nor longest
     mmp = MaxMarginPlanning(eps=1e-3)

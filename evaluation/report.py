@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from app.evaluate.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE
+from evaluation.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE
 
 __all__ = ["format_num", "format_pct", "jsonable", "render_report"]
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
-from app.evaluate.config import TOP_K, EvalConfig, EvaluationError
-from app.evaluate.progress import progress_bar
+from evaluation.config import TOP_K, EvalConfig, EvaluationError
+from evaluation.metrics import FRACTIONS, destination_accuracy
+from evaluation.progress import progress_bar
 from maxent_irl import MaxEntIRL
-from maxent_irl.metrics import FRACTIONS, destination_accuracy
 from maxent_irl.roads import RoadNetwork
 
 __all__ = ["accuracy_rises", "destination_prediction", "destination_regions", "nearest_region"]

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.evaluate import run
-from app.evaluate.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE, TIME
-from app.evaluate.report import render_report
-from app.evaluate.run import maxent_beats
-from maxent_irl.metrics import FRACTIONS
-from tests.app.evaluate.helpers import FAST, MONACO
+from evaluation import run
+from evaluation.config import ACTION, ACTION_COSTS, MAXENT, MMP, ORACLE, TIME
+from evaluation.metrics import FRACTIONS
+from evaluation.report import render_report
+from evaluation.run import maxent_beats
+from tests.evaluation.helpers import FAST, MONACO
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -18,19 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from app.evaluate.config import EvalConfig, EvaluationError
-from app.evaluate.progress import progress_bar
+from evaluation.calibration import calibrate_temperature
+from evaluation.config import EvalConfig, EvaluationError
+from evaluation.metrics import route_match_fraction
+from evaluation.progress import progress_bar
 from maxent_irl import RouteMDP
 from maxent_irl.exceptions import PartitionFunctionDivergedError
-from maxent_irl.metrics import route_match_fraction
-from maxent_irl.roads import (
-    MapMatcher,
-    RoadNetwork,
-    RoadsError,
-    calibrate_temperature,
-    default_true_theta,
-    simulate_trips,
-)
+from maxent_irl.roads import MapMatcher, RoadNetwork, RoadsError, default_true_theta, simulate_trips
 
 __all__ = ["get_trips", "load_network", "read_database_paths", "split_train_test", "usable_paths"]
 
