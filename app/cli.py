@@ -1,24 +1,20 @@
-"""The ``routeirl`` command: ``routeirl serve``, ``routeirl worker`` ...
+"""The ``routeirl`` command: ``routeirl serve``, ``routeirl worker``, and plugins such as ``routeirl evaluate``.
 
-Subcommands live in a registry so another module can add one without touching
-:func:`main`: decorate a function ``run(args) -> int`` with :func:`command`, giving a
-``configure(parser)`` that adds its arguments::
-
-    @command("evaluate", help="...", configure=lambda p: p.add_argument("--trips"))
-    def evaluate(args: argparse.Namespace) -> int: ...
-
-Modules listed in :data:`EXTENSION_MODULES` are imported (if present) before parsing, so
-a subcommand can also live in its own module.
+Subcommands live in a registry. This module registers its own with :func:`command`; other
+installed packages add theirs as plugins, through the ``routeirl.commands`` entry-point
+group (``evaluate = "evaluation.command"`` in pyproject.toml): the entry point names a
+module (or object) with ``HELP``, ``configure(parser)`` and ``run(args) -> int``. So the
+service does not know its plugins, and a plugin does not import the service.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 __all__ = ["COMMANDS", "Command", "command", "main"]
 
@@ -36,8 +32,8 @@ class Command:
 #: name -> Command, in registration order (that is the order of ``routeirl --help``).
 COMMANDS: dict[str, Command] = {}
 
-#: Optional modules that register more subcommands when imported (missing ones are skipped).
-EXTENSION_MODULES: tuple[str, ...] = ("evaluation", "app.cli_evaluate")
+#: The entry-point group through which installed packages add subcommands.
+PLUGIN_GROUP = "routeirl.commands"
 
 
 def command(
@@ -85,7 +81,7 @@ def _configure_worker(p: argparse.ArgumentParser) -> None:
 
 @command("worker", help="run one training job (the API starts this itself)", configure=_configure_worker)
 def worker(args: argparse.Namespace) -> int:
-    from app import worker as w
+    from app.jobs import worker as w
 
     argv = ["--job", str(args.job)]
     if args.settings:
@@ -95,17 +91,17 @@ def worker(args: argparse.Namespace) -> int:
     return w.main(argv)
 
 
-def _load_extensions() -> None:
-    for name in EXTENSION_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports is missing
-                raise
+def _load_plugins() -> None:
+    """Register the subcommands of installed plugins (entry points of :data:`PLUGIN_GROUP`)."""
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in COMMANDS:
+            continue
+        plugin = ep.load()
+        COMMANDS[ep.name] = Command(name=ep.name, help=plugin.HELP, run=plugin.run, configure=plugin.configure)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    _load_extensions()
+    _load_plugins()
     parser = argparse.ArgumentParser(prog="routeirl", description="routeirl: learn and predict driving routes.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
@@ -121,8 +117,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m app.cli``, this file is ``__main__``, and extension modules register their
-    # commands in the importable ``app.cli``, a different module object: dispatch through that one.
-    from app.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

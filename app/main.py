@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import __version__
 from app.api import ROUTERS
-from app.errors import install_error_handlers
-from app.middleware import BodyLimitMiddleware, ModelHeadersMiddleware
+from app.api.errors import install_error_handlers
+from app.api.middleware import BodyLimitMiddleware, ModelHeadersMiddleware
 from app.runtime import Runtime
 from app.schemas import ErrorOut
 from app.settings import Settings
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="routeirl",
-        version="0.1.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         responses={"4XX": {"model": ErrorOut, "description": "Error: {code, message, details}"}},

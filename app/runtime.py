@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.jobs import JobRunner, stop_orphaned_worker
-from app.network import load_network, network_label
-from app.predictor import Candidates, Predictor
+from app.jobs.runner import JobRunner, stop_orphaned_worker
+from app.services.network import load_network, network_label
+from app.services.predictor import Candidates, Predictor
 from app.settings import Settings
 from app.storage import RUNNING, Storage
+from maxent_irl.roads import MapMatcher
 
 __all__ = ["Runtime"]
 
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
-        from maxent_irl.roads import MapMatcher
-
         self.settings = settings
         self.started = time.monotonic()
         self.storage = Storage(settings.database_path)
@@ -45,7 +44,6 @@ class Runtime:
         self._trips_key: int | None = None
         self._unloadable: int | None = None
         self._refresh_lock = threading.Lock()
-        self._coords: dict[int, list[list[float]]] = {}
         # a worker of `uvicorn --workers N` is a multiprocessing child of the supervisor
         parent = multiprocessing.parent_process()
         self._supervisor_pid: int | None = parent.pid if parent is not None else None
@@ -100,10 +98,10 @@ class Runtime:
         A worker whose API process died may still be running (it notices only at its next
         progress write): it is stopped first, so two trainings never share the CPU.
         """
-        for job in self.storage.unfinished_jobs():
+        for job in self.storage.jobs.unfinished():
             if job.status == RUNNING:
                 stop_orphaned_worker(job.pid, job.id)
-        orphaned = self.storage.interrupt_running_jobs("interrupted: the service restarted while the job ran")
+        orphaned = self.storage.jobs.interrupt_running("interrupted: the service restarted while the job ran")
         if orphaned:
             log.warning("marked jobs %s as interrupted (they were running when the service stopped)", orphaned)
         self._maybe_queue_demo()
@@ -114,16 +112,16 @@ class Runtime:
         gc.unfreeze()  # let cyclic garbage of this runtime be collected (tests start many in one process)
 
     def _maybe_queue_demo(self) -> None:
-        if not self.settings.demo_enabled or self.storage.active_model_id(self.fingerprint) is not None:
+        if not self.settings.demo_enabled or self.storage.models.active_id(self.fingerprint) is not None:
             return
-        if self.storage.unfinished_jobs(self.fingerprint):
+        if self.storage.jobs.unfinished(self.fingerprint):
             return
-        total = self.storage.count_trips(self.fingerprint)
-        uploaded = total - self.storage.count_trips(self.fingerprint, source="demo")
+        total = self.storage.trips.count(self.fingerprint)
+        uploaded = total - self.storage.trips.count(self.fingerprint, source="demo")
         # 'auto': only a database with nothing but (possibly) demo trips, e.g. after a demo job
         # that crashed; trips of real users are never mixed with a demo model unasked.
         if uploaded == 0 or self.settings.demo == "always":
-            job = self.storage.create_job(
+            job = self.storage.jobs.create(
                 "demo", self.fingerprint, {"heldout_fraction": 0.2, "seed": self.settings.demo_seed, "activate": True}
             )
             log.info("no model yet: queued demo job %d (%d simulated trips)", job.id, self.settings.demo_trips)
@@ -132,22 +130,22 @@ class Runtime:
     def refresh(self, force: bool = False) -> None:
         """Reload the predictor if the active model or the stored trips changed."""
         with self._refresh_lock:
-            active = self.storage.active_model_id(self.fingerprint)
+            active = self.storage.models.active_id(self.fingerprint)
             current = self.predictor
             if active is None:
                 self.predictor = None
                 return
-            trips_key = self.storage.trips_version(self.fingerprint)
+            trips_key = self.storage.trips.version(self.fingerprint)
             model_changed = current is None or current.version != active or force
             if not model_changed and trips_key == self._trips_key:
                 return
             if model_changed and not force and self._unloadable == active:
                 return  # already failed to load; do not retry (and log) every tick
             candidates = Candidates.build(
-                self.net, self.storage.destination_counts(self.fingerprint, self.settings.max_destinations)
+                self.net, self.storage.trips.destination_counts(self.fingerprint, self.settings.max_destinations)
             )
             if model_changed:
-                record = self.storage.get_model(active)
+                record = self.storage.models.get(active)
                 if record is None:  # pragma: no cover - active_model references models(id)
                     return
                 try:
@@ -172,42 +170,26 @@ class Runtime:
         dlon = dlat / max(0.05, math.cos(math.radians(min(abs(lat), 89.0))))
         return west - dlon <= lon <= east + dlon and south - dlat <= lat <= north + dlat
 
-    def segment_coords(self, state: int) -> list[list[float]]:
-        """``[[lon, lat], ...]`` of a segment, cached (geometry never changes for a network)."""
-        coords = self._coords.get(state)
-        if coords is None:
-            coords = [[round(float(x), 7), round(float(y), 7)] for x, y in self.net.segment_geometry(int(state))]
-            self._coords[state] = coords
-        return coords
-
-    def path_geometry(self, path: Any) -> dict[str, Any]:
-        """A path as one GeoJSON LineString (consecutive segments share their joint point)."""
-        coords: list[list[float]] = []
-        for s in path:
-            seg = self.segment_coords(int(s))
-            coords.extend(seg[1:] if coords and seg and coords[-1] == seg[0] else seg)
-        if len(coords) == 1:
-            coords = coords * 2
-        return {"type": "LineString", "coordinates": coords}
-
-    def state_of(self, segment: Any, field: str) -> int:
-        """State of a segment id ``[u, v, key]`` (422 ``unknown_segment`` if the network lacks it)."""
-        from app.errors import ApiError
-
-        try:
-            return int(self.net.state_of(tuple(int(x) for x in segment)))
-        except (KeyError, ValueError):
-            raise ApiError(
-                422,
-                "unknown_segment",
-                f"{field}: segment {list(segment)} is not a road segment of network {self.net.name}",
-                {"field": field, "segment": list(segment)},
-            ) from None
-
     @property
     def model_version(self) -> int | None:
         p = self.predictor
         return None if p is None else p.version
+
+    def readiness(self) -> dict[str, Any]:
+        """``ReadyOut``: ready when the database answers and a model is active; else the reason."""
+        db_ok = self.storage.ping()
+        version = self.model_version
+        body: dict[str, Any] = {"ready": bool(db_ok and version is not None), "model_version": version,
+                                "network": self.network_out()}
+        if not db_ok:
+            body["reason"] = "the database does not answer"
+        elif version is None:
+            running = self.storage.jobs.unfinished(self.fingerprint)
+            body["reason"] = (f"no active model yet; job {running[0].id} is {running[0].status}" if running
+                              else "no active model: post trips and train one (POST /v1/models)")
+        else:
+            body["trips"] = self.storage.trips.count(self.fingerprint)
+        return body
 
     def header_values(self) -> tuple[int | None, str | None]:
         return self.model_version, self.label

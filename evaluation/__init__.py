@@ -19,11 +19,13 @@ Modules: :mod:`~evaluation.config` (flags and their checks), :mod:`~evaluation.d
 :mod:`~evaluation.recovery` (which weights are exercised, θ in seconds),
 :mod:`~evaluation.destinations` (Fig. 5), :mod:`~evaluation.plots`,
 :mod:`~evaluation.report`, :mod:`~evaluation.run` (the whole run) and
-:mod:`~evaluation.command` (the CLI). Importing this package only registers the command;
+:mod:`~evaluation.command` (the CLI). The paper's other models are here too, apart from the
+core: :mod:`~evaluation.baselines` (time-based shortest path, the action-based model),
+:mod:`~evaluation.max_margin`, :mod:`~evaluation.metrics` (Table 1, Fig. 5) and
+:mod:`~evaluation.calibration` (the simulated drivers' temperature).
 ``from evaluation.run import run_evaluation`` runs an evaluation from Python.
 """
 
-from evaluation.command import evaluate
 from evaluation.config import EvalConfig, EvaluationError
 
-__all__ = ["EvalConfig", "EvaluationError", "evaluate"]
+__all__ = ["EvalConfig", "EvaluationError"]

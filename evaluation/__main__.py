@@ -1,8 +1,8 @@
-"""``python -m evaluation ...`` = ``routeirl evaluate ...``, without installing the package."""
+"""``python -m evaluation ...`` = ``routeirl evaluate ...``."""
 
 import sys
 
-from app.cli import main
+from evaluation.command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,7 +1,9 @@
 """The ``routeirl evaluate`` subcommand: flags, the one-line summary, and exit codes.
 
-Imported for every ``routeirl`` subcommand (through ``app.cli.EXTENSION_MODULES``), so it
-imports nothing heavy: the evaluation itself is imported when the command runs.
+Registered as a plugin of the ``routeirl`` command through the ``routeirl.commands`` entry
+point (pyproject.toml): this module provides :data:`NAME`, :data:`HELP`, :func:`configure`
+and :func:`run`; ``python -m evaluation`` runs :func:`main` without the ``routeirl`` command.
+It imports nothing heavy: the evaluation itself is imported when the command runs.
 Exit status: 0 done, 1 a must-show check failed under ``--check``, 2 bad input
 (:class:`EvaluationError`, one line on stderr).
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 
-from app.cli import command
 from evaluation.config import MAXENT, EvalConfig, EvaluationError
 from evaluation.report import format_num, format_pct
 
-__all__ = ["evaluate"]
+__all__ = ["HELP", "NAME", "configure", "main", "run"]
+
+NAME = "evaluate"
+HELP = "evaluation report: Table 1, Fig. 3 and Fig. 5 of Ziebart et al. (2008)"
 
 
 def _temperature_arg(text: str) -> float | None:
@@ -29,7 +34,8 @@ def _temperature_arg(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the command's flags to ``p``."""
     d = EvalConfig()
     src = p.add_mutually_exclusive_group()
     src.add_argument("--simulate", type=int, default=d.simulate, metavar="N",
@@ -77,9 +83,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "exercised weight is off by more than --tolerance or no weight is exercised at all")
 
 
-@command("evaluate", help="evaluation report: Table 1, Fig. 3 and Fig. 5 of Ziebart et al. (2008)",
-         configure=_configure)
-def evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the evaluation the flags describe; print where the report is and the headline numbers."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -112,3 +116,10 @@ def evaluate(args: argparse.Namespace) -> int:
     failed = not all(checks["maxent_beats_every_baseline"].values()) or not checks["destination_accuracy_rises"] \
         or (m["data"]["source"] == "simulated" and not checks["theta_within_tolerance_on_exercised"])
     return 1 if args.check and failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m evaluation [flags]``: the same command without the ``routeirl`` front end."""
+    parser = argparse.ArgumentParser(prog="routeirl evaluate", description=HELP)
+    configure(parser)
+    return run(parser.parse_args(argv))

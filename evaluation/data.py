@@ -8,7 +8,6 @@ only paths the likelihood accepts are kept, then split into training and held-ou
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections import Counter
@@ -18,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from app.storage import Storage
 from evaluation.calibration import calibrate_temperature
 from evaluation.config import EvalConfig, EvaluationError
 from evaluation.metrics import route_match_fraction
 from evaluation.progress import progress_bar
 from maxent_irl import RouteMDP
 from maxent_irl.exceptions import PartitionFunctionDivergedError
+from maxent_irl.model_selection import train_test_split
 from maxent_irl.roads import MapMatcher, RoadNetwork, RoadsError, default_true_theta, simulate_trips
 
 __all__ = ["get_trips", "load_network", "read_database_paths", "split_train_test", "usable_paths"]
@@ -56,30 +57,30 @@ def usable_paths(mdp: RouteMDP, paths: Sequence[Sequence[int]]) -> tuple[list[np
 
 
 def read_database_paths(database: str | Path, fingerprint: str) -> list[list[int]]:
-    """Matched paths of the trips stored for network ``fingerprint``, opened read-only.
+    """Matched paths of the trips stored for network ``fingerprint``, through the service's storage API.
 
-    Read-only (``mode=ro``) so an evaluation can never modify the service's database, even
-    while the service runs.
+    Opened read-only, so an evaluation can never modify the service's database, even while
+    the service runs.
     """
     path = Path(database).expanduser().resolve()
     if not path.is_file():
         raise EvaluationError(f"no database at {path}")
-    con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    storage = Storage(path, read_only=True)
     try:
         try:
-            rows = con.execute("SELECT path FROM trips WHERE network = ? ORDER BY id", (fingerprint,)).fetchall()
-            others = [] if rows else con.execute("SELECT network, COUNT(*) FROM trips GROUP BY network").fetchall()
+            _, paths = storage.trips.paths(fingerprint)
+            others = [] if paths else storage.trips.networks()
         except sqlite3.DatabaseError as exc:  # not SQLite, or no trips table
             raise EvaluationError(f"{path} is not a routeirl database ({exc})") from exc
-        if not rows:
-            known = ", ".join(f"{n} ({c} trips)" for n, c in others) or "none"
-            raise EvaluationError(
-                f"{path} holds no trips for network {fingerprint}; networks with trips: {known}. "
-                "Pass --network with the network the service used."
-            )
     finally:
-        con.close()
-    return [json.loads(r[0]) for r in rows]
+        storage.close()
+    if not paths:
+        known = ", ".join(f"{n} ({c} trips)" for n, c in others) or "none"
+        raise EvaluationError(
+            f"{path} holds no trips for network {fingerprint}; networks with trips: {known}. "
+            "Pass --network with the network the service used."
+        )
+    return paths
 
 
 def split_train_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +89,7 @@ def split_train_test(n: int, test_fraction: float, seed: int) -> tuple[np.ndarra
         raise EvaluationError(f"test fraction must be in (0, 1), got {test_fraction}")
     if n < 2:
         raise EvaluationError(f"need at least 2 trips to split, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = min(max(1, round(test_fraction * n)), n - 1)
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
+    return train_test_split(n, test_fraction, seed)
 
 
 def load_network(cfg: EvalConfig) -> RoadNetwork:

@@ -23,6 +23,7 @@ from evaluation.metrics import route_match_fraction
 from maxent_irl.base import BaseEstimator, FitCallback, FitProgress, RandomState, check_is_fitted
 from maxent_irl.exceptions import InvalidParameterError
 from maxent_irl.mdp import RouteMDP
+from maxent_irl.model_selection import train_test_split
 from maxent_irl.parallel import single_threaded_blas
 
 __all__ = ["MaxMarginPlanning", "project_onto_positive_costs"]
@@ -132,10 +133,9 @@ class MaxMarginPlanning(BaseEstimator):
         self._stopped = False
         self.validation_: dict[float, float] = {}
         if len(lams) > 1:
-            order = np.random.default_rng(self._seed + 1).permutation(len(paths))
-            n_val = min(max(1, round(self.validation_fraction * len(paths))), len(paths) - 1)
-            val = [paths[i] for i in np.sort(order[:n_val])]
-            train = [paths[i] for i in np.sort(order[n_val:])]
+            fit_idx, val_idx = train_test_split(len(paths), self.validation_fraction, self._seed + 1)
+            val = [paths[i] for i in val_idx]
+            train = [paths[i] for i in fit_idx]
             for lam in lams:
                 cost = mdp.features @ self._fit_one(mdp, train, lam, f"lam={lam:g}")
                 self.validation_[lam] = float(np.mean(

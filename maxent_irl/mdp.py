@@ -149,6 +149,21 @@ class RouteMDP:
         """``(k,)`` summed features of a path's transitions."""
         return self.features[self.transition_indices(path)].sum(axis=0)
 
+    def select_features(self, names: Sequence[str] | None) -> RouteMDP:
+        """The same MDP with only the features ``names``, in that order (``self`` for None or all of them).
+
+        Raises :class:`InvalidMDPError` for a name the MDP does not have, or a repeated one.
+        """
+        if not names or list(names) == self.feature_names:
+            return self
+        index = {n: i for i, n in enumerate(self.feature_names)}
+        unknown = [n for n in names if n not in index]
+        if unknown or len(set(names)) != len(names):
+            raise InvalidMDPError(f"unknown or repeated features {unknown or list(names)}; the MDP has "
+                                  f"{self.feature_names}")
+        cols = [index[n] for n in names]
+        return RouteMDP(self.n_states, self.src, self.dst, self.features[:, cols], feature_names=list(names))
+
     def __repr__(self) -> str:
         return f"RouteMDP(n_states={self.n_states}, n_transitions={self.n_transitions}, n_features={self.n_features})"
 

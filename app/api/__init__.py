@@ -1,6 +1,9 @@
-"""One APIRouter per resource; :data:`ROUTERS` is what :mod:`app.main` mounts."""
+"""The HTTP layer: routers (:mod:`app.api.routes`), dependencies, error handlers and middleware.
 
-from app.api import destinations, health, jobs, models, routes, trajectories, visitation
+:data:`ROUTERS` is what :func:`app.main.create_app` mounts, in the order of the OpenAPI document.
+"""
+
+from app.api.routes import destinations, health, jobs, models, routes, trajectories, visitation
 
 ROUTERS = [
     health.router,

@@ -15,6 +15,7 @@ with no other exit is always a transition (it carries the ``turn_uturn`` feature
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -40,6 +41,7 @@ from maxent_irl.roads.features import (
     transition_features,
 )
 from maxent_irl.roads.geo import LocalProjection, valid_lonlat
+from maxent_irl.roads.geojson import NetworkGeoJSON
 from maxent_irl.roads.osm import GraphSource, _ensure_speeds, load_graph, normalize_list_attributes
 from maxent_irl.roads.routing import Router
 
@@ -308,26 +310,19 @@ class RoadNetwork:
         s = self._check_state(state)
         return self._geom_lonlat[self._geom_ptr[s] : self._geom_ptr[s + 1]].tolist()
 
+    @functools.cached_property
+    def geojson(self) -> NetworkGeoJSON:
+        """GeoJSON of this network's segments and paths (:class:`~maxent_irl.roads.geojson.NetworkGeoJSON`)."""
+        return NetworkGeoJSON(self)
+
     def path_geojson(self, states: Sequence[int] | np.ndarray, properties: dict[str, Any] | None = None) -> dict:
         """GeoJSON Feature (LineString) of a connected path, with its states, segment ids and length."""
         path = self.mdp.check_states(states, "path state")
         if path.size:
             self.mdp.transition_indices(path)  # raises InvalidPathError if not connected
-        coords: list[list[float]] = []
-        for s in path:
-            seg = np.round(self._geom_lonlat[self._geom_ptr[s] : self._geom_ptr[s + 1]], 7).tolist()
-            coords.extend(seg[1:] if coords and coords[-1] == seg[0] else seg)
-        if len(coords) == 1:
-            coords.append(coords[0])
-        props = {
-            "states": path.tolist(),
-            "segments": [list(self.segment_id(int(s))) for s in path],
-            "length_m": float(self.segment_length_m[path].sum()),
-            "network": self.name,
-            "fingerprint": self.fingerprint,
-        }
-        props.update(properties or {})
-        return {"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords}, "properties": props}
+        props = {"states": path.tolist(), "length_m": float(self.segment_length_m[path].sum()), "network": self.name,
+                 "fingerprint": self.fingerprint, **(properties or {})}
+        return self.geojson.path_feature(path, props)
 
     def nearest_states(
         self, lon: float | np.ndarray, lat: float | np.ndarray, k: int = 1, max_distance_m: float | None = 250.0

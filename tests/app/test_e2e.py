@@ -75,7 +75,7 @@ def server(root: Path, data_dir: Path, network: Path, log: Path, workers: int = 
 
 
 def _simulated_trips(helpers, data_dir: Path, n: int) -> list[dict]:
-    from app.network import load_network
+    from app.services.network import load_network
     from maxent_irl.roads import simulate_trips
 
     net = load_network(helpers.make_settings(data_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import cli
-from app.errors import classify
+from app.api.errors import classify
 
 
 def test_unknown_route_and_method(client):

@@ -32,7 +32,7 @@ def test_unknown_job(client):
 def test_only_one_runner_leads_and_another_takes_over(tmp_path, helpers):
     """Several API processes share one database: the jobs lock lets exactly one of them start
     workers (and mark orphaned jobs); when it stops, another takes over at its next tick."""
-    from app.jobs import JobRunner
+    from app.jobs.runner import JobRunner
     from app.storage import Storage
 
     settings = helpers.make_settings(tmp_path)
@@ -56,7 +56,7 @@ def test_only_one_runner_leads_and_another_takes_over(tmp_path, helpers):
 
 
 def test_a_retired_runner_never_leads_and_a_failed_takeover_is_retried(tmp_path, helpers):
-    from app.jobs import JobRunner
+    from app.jobs.runner import JobRunner
     from app.storage import Storage
 
     settings = helpers.make_settings(tmp_path)
@@ -93,12 +93,12 @@ def test_stop_orphaned_worker_only_signals_that_jobs_worker(tmp_path):
     import time
     from pathlib import Path
 
-    from app.jobs import stop_orphaned_worker
+    from app.jobs.runner import stop_orphaned_worker
 
-    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "app.worker", "--job", "7"])
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "app.jobs.worker", "--job", "7"])
     try:
         deadline = time.monotonic() + 10
-        while b"app.worker" not in Path(f"/proc/{fake.pid}/cmdline").read_bytes():  # until it has exec'd
+        while b"app.jobs.worker" not in Path(f"/proc/{fake.pid}/cmdline").read_bytes():  # until it has exec'd
             assert time.monotonic() < deadline
             time.sleep(0.01)
         assert not stop_orphaned_worker(fake.pid, 8)  # another job's worker: left alone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from app.middleware import ModelHeadersMiddleware
+from app.api.middleware import ModelHeadersMiddleware
 
 
 async def _ok(scope, receive, send) -> None:

@@ -81,9 +81,9 @@ def test_worker_crash_keeps_the_previous_model(client, helpers):
 def test_jobs_running_at_restart_are_marked_interrupted(settings_factory):
     settings = settings_factory()
     storage = Storage(settings.database_path)
-    network = storage.get_model(2).network
-    job = storage.create_job("train", network, {})
-    storage.start_job(job.id, 424242)
+    network = storage.models.get(2).network
+    job = storage.jobs.create("train", network, {})
+    storage.jobs.start(job.id, 424242)
     storage.close()
     with TestClient(create_app(settings)) as c:
         body = c.get(f"/v1/jobs/{job.id}").json()

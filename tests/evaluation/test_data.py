@@ -24,8 +24,8 @@ def test_database_source_is_read_only(tmp_path: Path) -> None:
     db = tmp_path / "routeirl.sqlite3"
     store = Storage(db)
     sims = simulate_trips(net, n_trips=120, seed=5)
-    store.insert_trips(net.fingerprint, [NewTrip(points=s.trace.points.tolist(), path=s.path.tolist()) for s in sims])
-    store.insert_trips("another-network", [NewTrip(points=[[0.0, 0.0]], path=[1, 2])])
+    store.trips.insert(net.fingerprint, [NewTrip(points=s.trace.points.tolist(), path=s.path.tolist()) for s in sims])
+    store.trips.insert("another-network", [NewTrip(points=[[0.0, 0.0]], path=[1, 2])])
     store.close()
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     out = tmp_path / "report"

@@ -17,24 +17,13 @@ from typing import Any
 import numpy as np
 
 from app.storage import ModelRecord
+from maxent_irl import RouteModel
+from maxent_irl.exceptions import InvalidParameterError, InvalidPathError, UnreachableDestinationError
+from maxent_irl.roads import RoadNetwork
 
-__all__ = ["Candidates", "Predictor", "select_features"]
+__all__ = ["Candidates", "Predictor"]
 
 log = logging.getLogger(__name__)
-
-
-def select_features(mdp: Any, names: list[str] | None) -> Any:
-    """The MDP restricted to the features ``names`` (in that order); ``mdp`` itself for all of them."""
-    from maxent_irl import RouteMDP
-
-    if not names or list(names) == list(mdp.feature_names):
-        return mdp
-    index = {n: i for i, n in enumerate(mdp.feature_names)}
-    unknown = [n for n in names if n not in index]
-    if unknown:
-        raise ValueError(f"unknown features {unknown}; the network has {mdp.feature_names}")
-    cols = [index[n] for n in names]
-    return RouteMDP(mdp.n_states, mdp.src, mdp.dst, mdp.features[:, cols], feature_names=list(names))
 
 
 @dataclass(frozen=True)
@@ -48,17 +37,16 @@ class Candidates:
     points: list[list[float]]  # (m,) [lon, lat] of the segment midpoint
 
     @classmethod
-    def build(cls, net: Any, dest_counts: list[tuple[int, int]]) -> Candidates:
+    def build(cls, net: RoadNetwork, dest_counts: list[tuple[int, int]]) -> Candidates:
         states = np.array([s for s, _ in dest_counts], dtype=np.int64)
         counts = np.array([c for _, c in dest_counts], dtype=np.float64)
         prior = (counts + 1.0) / (counts + 1.0).sum() if states.size else counts
-        mids = np.asarray(net.segment_midpoints, dtype=float)
         return cls(
             states=states,
             counts=counts,
             prior=prior,
-            segments=[[int(x) for x in net.segment_id(int(s))] for s in states],
-            points=[[round(float(mids[s, 0]), 7), round(float(mids[s, 1]), 7)] for s in states],
+            segments=net.geojson.segment_ids(states),
+            points=[net.geojson.segment_midpoint(int(s)) for s in states],
         )
 
 
@@ -76,16 +64,14 @@ class Predictor:
 
     def __init__(
         self,
-        net: Any,
+        net: RoadNetwork,
         record: ModelRecord,
         candidates: Candidates,
-        model: Any | None = None,
+        model: RouteModel | None = None,
         *,
         precompute_mb: float = 256.0,
         columns: dict[int, np.ndarray] | None = None,
     ) -> None:
-        from maxent_irl import RouteModel
-
         self.net = net
         self.record = record
         self.version = record.id
@@ -93,7 +79,7 @@ class Predictor:
         self.precompute_mb = precompute_mb
         t0 = time.perf_counter()
         if model is None:
-            mdp = select_features(net.mdp, record.feature_names)
+            mdp = net.mdp.select_features(record.feature_names)
             model = RouteModel(mdp, np.asarray(record.theta, dtype=np.float64))
             model.system  # noqa: B018 - factorize now, not in the first query
         self.model = model
@@ -128,8 +114,6 @@ class Predictor:
         """``P(d | partial path)`` over the candidates; same definition as the core's
         :meth:`RouteModel.destination_posterior` (a candidate passed before the current
         segment has probability 0; unreachable ones too)."""
-        from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
-
         cand = self.candidates
         if self.log_z is None:
             return self.model.destination_posterior(partial_path, cand.states, cand.prior)
@@ -152,8 +136,6 @@ class Predictor:
     # --- queries ---------------------------------------------------------------------------
     def destinations(self, partial_path: np.ndarray, top: int, full: bool) -> dict[str, Any]:
         """Top destinations of a partly driven path as a GeoJSON FeatureCollection (dict)."""
-        from maxent_irl.exceptions import InvalidParameterError
-
         cand = self.candidates
         if cand.states.size == 0:
             raise InvalidParameterError("no candidate destinations: no trips are stored for this network")

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 
-from app.errors import ApiError
+from app.api.errors import ApiError
 from app.runtime import Runtime
 from app.settings import Settings
 
-__all__ = ["MAX_DB_INT", "ApiKey", "DbId", "PageParams", "RuntimeDep", "SettingsDep", "get_runtime",
-           "require_api_key"]
+__all__ = ["ERROR_RESPONSES", "MAX_DB_INT", "ApiKey", "DbId", "PageParams", "RuntimeDep", "SettingsDep",
+           "get_runtime", "require_api_key"]
+
+#: Documented error responses of the resource routers (the body of each is app.schemas.ErrorOut).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong X-API-Key (write endpoints, when a key is set)"},
+    404: {"description": "Unknown id"},
+    409: {"description": "No active model, or a conflict with the current state"},
+    413: {"description": "Body or point count over the limits"},
+    422: {"description": "Malformed input, point off the network, invalid path"},
+}
 
 
 async def get_runtime(request: Request) -> Runtime:

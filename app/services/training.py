@@ -1,10 +1,9 @@
-"""The training worker: ``python -m app.worker --job ID --settings JSON`` runs one job.
+"""Running one training job: read the trips, fit, score on held-out trips, store and activate the model.
 
-It is a separate process (started by :class:`app.jobs.JobRunner`) so that fitting never
-competes with queries for the API process's GIL, and so that a crash (even a segfault or
-an OOM kill) cannot take the API down: the job is then marked failed and the previous
-model stays active, because a model is only written and activated in the job's last,
-single transaction (:meth:`Storage.complete_training`).
+:func:`run_job` runs in the worker process (:mod:`app.jobs.worker`), so a crash cannot take
+the API down: the job is then marked failed and the previous model stays active, because a
+model is only written and activated in the job's last, single transaction
+(:meth:`~app.storage.JobStore.complete_training`).
 
 A ``demo`` job first simulates trips on the network (if none are stored yet), so a fresh
 service on the embedded network answers queries without any upload.
@@ -12,24 +11,24 @@ service on the embedded network answers queries without any upload.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from app.network import load_network
-from app.predictor import select_features
+from app.services.network import load_network
 from app.settings import Settings
 from app.storage import FAILED, RUNNING, NewTrip, Storage
+from maxent_irl import FitProgress, MaxEntIRL, RouteModel
+from maxent_irl.model_selection import train_test_split
+from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
 
-__all__ = ["JobAbortedError", "main", "run_job", "split_heldout"]
+__all__ = ["JobAbortedError", "run_job"]
 
-log = logging.getLogger("app.worker")
+log = logging.getLogger(__name__)
 
 #: Minimum seconds between two progress writes (each one is an fsynced transaction).
 PROGRESS_EVERY_S = 0.2
@@ -39,18 +38,11 @@ class JobAbortedError(Exception):
     """The job must stop: its API process died or the job was marked final elsewhere."""
 
 
-def split_heldout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, heldout)``: a seeded shuffle; at least one training trip is kept."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_held = min(round(fraction * n), n - 1) if fraction > 0 else 0
-    return np.sort(order[n_held:]), np.sort(order[:n_held])
-
-
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def _path_metrics(model: Any, paths: list[np.ndarray]) -> dict[str, Any]:
+def _path_metrics(model: RouteModel, paths: list[np.ndarray]) -> dict[str, Any]:
     """Log-likelihood totals and per-trip / per-segment means: comparable across data sizes."""
     if not paths:
         return {"n_trips": 0}
@@ -65,7 +57,7 @@ def _path_metrics(model: Any, paths: list[np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _route_metrics(model: Any, paths: list[np.ndarray], limit: int = 200) -> dict[str, Any]:
+def _route_metrics(model: RouteModel, paths: list[np.ndarray], limit: int = 200) -> dict[str, Any]:
     """How well the most likely route reproduces the driven one (on up to ``limit`` trips):
     the share of trips matched exactly, and the mean Jaccard overlap of their segments.
     Easier to read than a log-likelihood when comparing models."""
@@ -82,10 +74,8 @@ def _route_metrics(model: Any, paths: list[np.ndarray], limit: int = 200) -> dic
             "most_likely_route_overlap": round(overlap / len(sample), 4), "n_route_trips": len(sample)}
 
 
-def _simulate_demo(storage: Storage, net: Any, settings: Settings, job_id: int) -> int:
+def _simulate_demo(storage: Storage, net: RoadNetwork, settings: Settings, job_id: int) -> int:
     """Simulate and store ``settings.demo_trips`` trips (true paths as the matched paths)."""
-    from maxent_irl.roads import simulate_trips
-
     sims = simulate_trips(net, n_trips=settings.demo_trips, seed=settings.demo_seed)
     trips = []
     for i, sim in enumerate(sims):
@@ -100,17 +90,15 @@ def _simulate_demo(storage: Storage, net: Any, settings: Settings, job_id: int) 
                 source="demo",
             )
         )
-    storage.insert_trips(net.fingerprint, trips)
+    storage.trips.insert(net.fingerprint, trips)
     log.info("job %d: stored %d simulated demo trips", job_id, len(trips))
     return len(trips)
 
 
 def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> int:
     """Run job ``job_id`` to completion; returns the process exit code (0 also for a clean failure)."""
-    from maxent_irl import MaxEntIRL
-
     storage = Storage(settings.database_path)
-    job = storage.get_job(job_id)
+    job = storage.jobs.get(job_id)
     if job is None or job.status != RUNNING:
         log.error("job %s is not running (status %s); nothing to do", job_id, job and job.status)
         return 2
@@ -125,7 +113,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
             raise JobAbortedError("the API process that started this worker is gone")
         if force or now - last_write >= PROGRESS_EVERY_S:
             progress["elapsed_s"] = round(now - t0, 3)
-            storage.update_progress(job_id, progress)
+            storage.jobs.update_progress(job_id, progress)
             last_write = now
 
     try:
@@ -136,29 +124,27 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         options = job.options
         extra_metrics: dict[str, Any] = {}
         if job.kind == "demo":
-            if storage.count_trips(net.fingerprint) == 0:
+            if storage.trips.count(net.fingerprint) == 0:
                 progress["stage"] = "simulating demo trips"
                 write_progress(force=True)
                 _simulate_demo(storage, net, settings, job_id)
-            from maxent_irl.roads import default_true_theta
-
             extra_metrics["simulator_theta"] = dict(
                 zip(net.mdp.feature_names, map(float, default_true_theta(net.mdp.feature_names)), strict=True)
             )
 
         progress["stage"] = "reading trips"
         write_progress(force=True)
-        trip_ids, paths = storage.training_paths(net.fingerprint)
+        trip_ids, paths = storage.trips.paths(net.fingerprint)
         if len(trip_ids) < settings.min_training_trips:
             raise ValueError(f"{len(trip_ids)} stored trips; training needs at least {settings.min_training_trips}")
-        mdp = select_features(net.mdp, options.get("features"))
+        mdp = net.mdp.select_features(options.get("features"))
         arrays = [np.asarray(p, dtype=np.int64) for p in paths]
-        train_idx, held_idx = split_heldout(len(arrays), float(options.get("heldout_fraction", 0.2)),
-                                            int(options.get("seed", 0)))
+        train_idx, held_idx = train_test_split(len(arrays), float(options.get("heldout_fraction", 0.2)),
+                                               int(options.get("seed", 0)))
         train = [arrays[i] for i in train_idx]
         held = [arrays[i] for i in held_idx]
 
-        def callback(p: Any) -> None:
+        def callback(p: FitProgress) -> None:
             progress.update(
                 stage="fitting",
                 iteration=int(p.iteration),
@@ -184,7 +170,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
             "fit_seconds": round(time.monotonic() - t0, 3),
             **extra_metrics,
         }
-        model_id = storage.complete_training(
+        model_id = storage.jobs.complete_training(
             job_id,
             network_name=str(net.name),
             feature_names=mdp.feature_names,
@@ -196,41 +182,16 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         if model_id is None:
             raise JobAbortedError("the job was marked final while training; the model was discarded")
         progress["stage"] = "done"
-        storage.update_progress(job_id, {**progress, "elapsed_s": round(time.monotonic() - t0, 3)})
+        storage.jobs.update_progress(job_id, {**progress, "elapsed_s": round(time.monotonic() - t0, 3)})
         log.info("job %d: model %d trained in %.1f s", job_id, model_id, time.monotonic() - t0)
         return 0
     except JobAbortedError as exc:
         log.warning("job %d aborted: %s", job_id, exc)
-        storage.finish_job(job_id, FAILED, error=f"aborted: {exc}")
+        storage.jobs.finish(job_id, FAILED, error=f"aborted: {exc}")
         return 3
     except Exception as exc:  # a failed fit must be recorded, whatever the reason
         log.exception("job %d failed", job_id)
-        storage.finish_job(job_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+        storage.jobs.finish(job_id, FAILED, error=f"{type(exc).__name__}: {exc}")
         return 0
     finally:
         storage.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--job", type=int, required=True, help="id of a job in state 'running'")
-    parser.add_argument("--settings", help="settings as JSON (default: from ROUTEIRL_* variables)")
-    parser.add_argument("--parent-pid", type=int, help="abort when this process is no longer our parent")
-    args = parser.parse_args(argv)
-    settings = Settings.model_validate_json(args.settings) if args.settings else Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s [worker] %(name)s: %(message)s"
-    )
-    from maxent_irl.parallel import default_solver_threads, set_solver_threads
-
-    set_solver_threads(settings.worker_threads or max(1, default_solver_threads() - 1))
-    if settings.worker_nice:
-        try:
-            os.nice(settings.worker_nice)  # queries in the API process come first
-        except OSError:  # pragma: no cover - not permitted on some platforms
-            log.debug("cannot lower the worker's priority")
-    return run_job(settings, args.job, parent_pid=args.parent_pid)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

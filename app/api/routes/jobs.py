@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.common import ERROR_RESPONSES, job_out
-from app.deps import DbId, PageParams, RuntimeDep
-from app.errors import ApiError
+from app.api.deps import ERROR_RESPONSES, DbId, PageParams, RuntimeDep
 from app.schemas import JobOut, Page
+from app.services import models as service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -21,15 +20,12 @@ def list_jobs(
     status: Annotated[
         Literal["queued", "running", "succeeded", "failed", "interrupted"] | None, Query(description="Filter")
     ] = None,
-) -> dict:
-    jobs, total = rt.storage.list_jobs(page.limit, page.offset, status)
-    return {"total": total, "limit": page.limit, "offset": page.offset, "items": [job_out(j) for j in jobs]}
+) -> dict[str, Any]:
+    jobs, total = rt.storage.jobs.list(page.limit, page.offset, status)
+    return {"total": total, "limit": page.limit, "offset": page.offset, "items": [service.job_view(j) for j in jobs]}
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's status and progress")
-def get_job(rt: RuntimeDep, job_id: DbId) -> dict:
+def get_job(rt: RuntimeDep, job_id: DbId) -> dict[str, Any]:
     """Progress has ``iteration``, ``log_likelihood``, ``grad_norm``, ``elapsed_s`` and a ``stage``."""
-    job = rt.storage.get_job(job_id)
-    if job is None:
-        raise ApiError.not_found("job", job_id)
-    return job_out(job)
+    return service.job_view(service.get_job(rt, job_id))

@@ -11,7 +11,7 @@ import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from app.errors import error_body
+from app.api.errors import error_body
 
 __all__ = ["BodyLimitMiddleware", "ModelHeadersMiddleware"]
 

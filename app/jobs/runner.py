@@ -32,7 +32,7 @@ __all__ = ["JobRunner", "JobsLock", "stop_orphaned_worker"]
 
 log = logging.getLogger(__name__)
 
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 class JobsLock:
@@ -49,7 +49,7 @@ class JobsLock:
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -77,7 +77,7 @@ def stop_orphaned_worker(pid: int | None, job_id: int, timeout_s: float = 10.0) 
     except OSError:
         return False
     job_arg = [i for i, a in enumerate(cmdline[:-1]) if a == b"--job" and cmdline[i + 1] == str(job_id).encode()]
-    if b"app.worker" not in cmdline or not job_arg:
+    if b"app.jobs.worker" not in cmdline or not job_arg:
         return False
     log.warning("stopping the orphaned worker (pid %d) of job %d", pid, job_id)
     try:
@@ -174,7 +174,7 @@ class JobRunner:
                     proc.kill()
                     proc.wait()
             if job_id is not None:
-                self.storage.finish_job(job_id, INTERRUPTED, error="the service stopped while the job ran")
+                self.storage.jobs.finish(job_id, INTERRUPTED, error="the service stopped while the job ran")
             self._proc = self._job_id = None
             self.lock.release()
 
@@ -198,7 +198,7 @@ class JobRunner:
         with self._lock:
             self._reap()
             if self._proc is None and not self._stop.is_set() and self.try_lead():
-                job = self.storage.next_queued_job()
+                job = self.storage.jobs.next_queued()
                 if job is not None:
                     self._launch(job)
 
@@ -210,7 +210,7 @@ class JobRunner:
             return
         job_id = self._job_id
         assert job_id is not None
-        if self.storage.finish_job(job_id, FAILED, error=f"the training worker exited with code {rc}"):
+        if self.storage.jobs.finish(job_id, FAILED, error=f"the training worker exited with code {rc}"):
             log.error("worker of job %d died (exit code %s); the previous model stays active", job_id, rc)
         else:
             log.info("worker of job %d finished (exit code %s)", job_id, rc)
@@ -218,14 +218,14 @@ class JobRunner:
 
     def _launch(self, job: JobRecord) -> None:
         if job.network != self.network:
-            self.storage.finish_job(job.id, FAILED, error="the job is for another network than the service's")
+            self.storage.jobs.finish(job.id, FAILED, error="the job is for another network than the service's")
             return
-        if not self.storage.start_job(job.id, None):
+        if not self.storage.jobs.start(job.id, None):
             return
         cmd = [
             sys.executable,
             "-m",
-            "app.worker",
+            "app.jobs.worker",
             "--job",
             str(job.id),
             "--settings",
@@ -238,8 +238,8 @@ class JobRunner:
         try:
             self._proc = subprocess.Popen(cmd, env=env, cwd=os.getcwd(), stdin=subprocess.DEVNULL)
         except OSError as exc:
-            self.storage.finish_job(job.id, FAILED, error=f"could not start the worker: {exc}")
+            self.storage.jobs.finish(job.id, FAILED, error=f"could not start the worker: {exc}")
             return
         self._job_id = job.id
-        self.storage.set_job_pid(job.id, self._proc.pid)
+        self.storage.jobs.set_pid(job.id, self._proc.pid)
         log.info("job %d (%s) started in worker pid %d", job.id, job.kind, self._proc.pid)

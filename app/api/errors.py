@@ -1,9 +1,10 @@
 """Every error the API returns has the body ``{code, message, details}``.
 
-Routers raise :class:`ApiError` (or let a domain error from :mod:`maxent_irl` or
-:mod:`maxent_irl.roads` escape); the handlers installed by :func:`install_error_handlers`
-turn each into a 4xx with a stable machine-readable ``code``. Only a genuine bug ends
-as a 500 (``internal_error``), and then without leaking a traceback.
+Routers raise :class:`ApiError` or let an error of the service layer
+(:mod:`app.services.errors`) or a domain error of :mod:`maxent_irl` / :mod:`maxent_irl.roads`
+escape; the handlers installed by :func:`install_error_handlers` turn each into a 4xx with
+a stable machine-readable ``code``. Only a genuine bug ends as a 500 (``internal_error``),
+and then without leaking a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.services import errors as service_errors
 from maxent_irl import exceptions as core_errors
+from maxent_irl import roads
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
@@ -91,25 +94,30 @@ _CORE_MAP: list[tuple[type[BaseException], int, str]] = [
 ]
 
 
-def _roads_map() -> list[tuple[type[BaseException], int, str]]:
-    """The roads layer's errors, if the layer is importable (it is built in parallel)."""
-    try:
-        from maxent_irl import roads
-    except ImportError:  # pragma: no cover - only while the roads layer is missing
-        return []
-    pairs = [
-        ("GPSFormatError", 422, "invalid_gps_data"),
-        ("InvalidTraceError", 422, "invalid_trace"),
-        ("MapMatchingError", 422, "map_matching_failed"),
-        ("UnknownSegmentError", 422, "unknown_segment"),
-        ("RoadsError", 422, "roads_error"),
-    ]
-    return [(getattr(roads, name), status, code) for name, status, code in pairs if hasattr(roads, name)]
+_ROADS_MAP: list[tuple[type[BaseException], int, str]] = [
+    (roads.GPSFormatError, 422, "invalid_gps_data"),
+    (roads.InvalidTraceError, 422, "invalid_trace"),
+    (roads.MapMatchingError, 422, "map_matching_failed"),
+    (roads.UnknownSegmentError, 422, "unknown_segment"),
+    (roads.RoadsError, 422, "roads_error"),
+]
+
+#: The service layer's errors -> HTTP status (their code is their own).
+_SERVICE_STATUS: list[tuple[type[service_errors.ServiceError], int]] = [
+    (service_errors.NotFoundError, 404),
+    (service_errors.ConflictError, 409),
+    (service_errors.TooLargeError, 413),
+    (service_errors.UnsupportedMediaTypeError, 415),
+    (service_errors.InvalidInputError, 422),
+    (service_errors.ServiceError, 422),
+]
 
 
 def classify(exc: BaseException) -> tuple[int, str] | None:
     """``(status, code)`` for a known domain error, ``None`` for anything else."""
-    for cls, status, code in [*_CORE_MAP, *_roads_map()]:
+    if isinstance(exc, service_errors.ServiceError):
+        return next(status for cls, status in _SERVICE_STATUS if isinstance(exc, cls)), exc.code
+    for cls, status, code in [*_CORE_MAP, *_ROADS_MAP]:
         if isinstance(exc, cls):
             return status, code
     return None
@@ -146,10 +154,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _known(_: Request, exc: Exception) -> JSONResponse:
         return _domain(exc)
 
+    async def _service(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, service_errors.ServiceError)
+        status, code = classify(exc) or (422, exc.code)
+        return _json(status, code, exc.message, exc.details)
+
     # Registered per class (not via a catch-all ``Exception`` handler, which Starlette runs
     # outside the middleware stack and treats as a server error).
+    app.add_exception_handler(service_errors.ServiceError, _service)
     app.add_exception_handler(core_errors.MaxEntIRLError, _known)
-    for cls, _status, _code in _roads_map():
+    for cls, _status, _code in _ROADS_MAP:
         app.add_exception_handler(cls, _known)
 
 

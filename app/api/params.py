@@ -1,0 +1,34 @@
+"""Parsing query-string parameters the framework cannot type on its own (``lon,lat`` pairs)."""
+
+from __future__ import annotations
+
+import math
+
+from app.services.errors import TooLargeError, field_error
+
+__all__ = ["parse_lonlat", "parse_lonlat_list"]
+
+
+def parse_lonlat(text: str, field: str) -> tuple[float, float]:
+    """``"lon,lat"`` (or ``"lon,lat,alt"``) -> ``(lon, lat)``; a 422 ``validation_error`` naming ``field`` otherwise."""
+    parts = text.strip().split(",")
+    if len(parts) not in (2, 3):
+        raise field_error(field, f"expected 'lon,lat', got {text!r}")
+    try:
+        lon, lat, *_alt = (float(p) for p in parts)  # an altitude may follow; it is checked, then ignored
+    except ValueError:
+        raise field_error(field, f"expected numbers 'lon,lat' (or 'lon,lat,alt'), got {text!r}") from None
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise field_error(field, f"longitude must be in [-180, 180] and latitude in [-90, 90], got {text!r}")
+    return lon, lat
+
+
+def parse_lonlat_list(text: str, field: str, max_points: int) -> list[tuple[float, float]]:
+    """``"lon,lat;lon,lat;..."`` -> list (413 over ``max_points``)."""
+    items = [t for t in text.split(";") if t.strip()]
+    if not items:
+        raise field_error(field, "at least one 'lon,lat' pair is required")
+    if len(items) > max_points:
+        raise TooLargeError(f"{len(items)} points in the query; the limit is {max_points}",
+                            {"max_query_points": max_points})
+    return [parse_lonlat(t, f"{field}[{i}]") for i, t in enumerate(items)]

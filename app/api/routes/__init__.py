@@ -1,0 +1,1 @@
+"""One APIRouter per resource. Routers parse the request, call :mod:`app.services`, and answer."""

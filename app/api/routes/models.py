@@ -1,0 +1,53 @@
+"""``/v1/models``: start training (202 + job), list and inspect models, switch the active one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.api.deps import ERROR_RESPONSES, ApiKey, DbId, PageParams, RuntimeDep
+from app.schemas import JobOut, ModelOut, Page, TrainRequest
+from app.services import models as service
+
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=202, response_model=JobOut, dependencies=[ApiKey],
+             summary="Train a model on the stored trips (runs in a worker process)")
+def train(rt: RuntimeDep, response: Response, body: TrainRequest | None = None) -> dict[str, Any]:
+    """Queues a training job and answers at once; poll ``GET /v1/jobs/{id}``. When the job
+    succeeds the new model becomes active (unless ``activate`` is false); if it fails, the
+    previous model stays active."""
+    job = service.start_training(rt, body or TrainRequest())
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return service.job_view(job)
+
+
+@router.get("", response_model=Page, summary="List models, newest first")
+def list_models(
+    rt: RuntimeDep,
+    page: PageParams,
+    all_networks: Annotated[bool, Query(description="Include models of other networks")] = False,
+) -> dict[str, Any]:
+    models, total = rt.storage.models.list(None if all_networks else rt.fingerprint, page.limit, page.offset)
+    return {"total": total, "limit": page.limit, "offset": page.offset,
+            "items": [service.model_view(m) for m in models]}
+
+
+@router.get("/active", response_model=ModelOut, summary="The active model")
+def get_active(rt: RuntimeDep) -> dict[str, Any]:
+    return service.model_view(service.get_model(rt, None))
+
+
+@router.get("/{model_id}", response_model=ModelOut, summary="A model: weights, seconds per km, metrics")
+def get_model(rt: RuntimeDep, model_id: DbId) -> dict[str, Any]:
+    return service.model_view(service.get_model(rt, model_id))
+
+
+@router.post("/{model_id}/activate", response_model=ModelOut, dependencies=[ApiKey],
+             summary="Make a model the active one")
+def activate(rt: RuntimeDep, request: Request, model_id: DbId) -> dict[str, Any]:
+    record = service.activate(rt, model_id)
+    request.state.model_version = model_id
+    return service.model_view(record)

@@ -1,0 +1,107 @@
+"""Models and jobs as the API shows them; starting a training job; switching the active model."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from app.schemas import TrainRequest
+from app.services.errors import ConflictError, InvalidInputError, NoActiveModelError, NotFoundError
+from app.storage import JobRecord, ModelRecord
+from maxent_irl.roads import weights_as_seconds
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+__all__ = ["activate", "get_job", "get_model", "job_view", "model_view", "start_training"]
+
+log = logging.getLogger(__name__)
+
+
+def job_view(job: JobRecord) -> dict[str, Any]:
+    """A job as the API shows it (``JobOut``), with links to itself and its model."""
+    links = {"self": f"/v1/jobs/{job.id}"}
+    if job.model_id is not None:
+        links["model"] = f"/v1/models/{job.model_id}"
+    return {"id": job.id, "kind": job.kind, "status": job.status, "options": job.options, "progress": job.progress,
+            "error": job.error, "model_id": job.model_id, "created_at": job.created_at, "started_at": job.started_at,
+            "finished_at": job.finished_at, "links": links}
+
+
+def model_view(record: ModelRecord) -> dict[str, Any]:
+    """A model as the API shows it (``ModelOut``): weights, and the same in seconds where the roads layer can."""
+    weights = dict(zip(record.feature_names, record.theta, strict=True))
+    seconds: dict[str, float] | None
+    try:
+        seconds = {k: float(v) for k, v in weights_as_seconds(record.theta, record.feature_names).items()}
+        seconds = {k: v for k, v in seconds.items() if math.isfinite(v)}
+    except ValueError:  # features the roads layer cannot express in seconds (no anchor road)
+        log.debug("no seconds-per-km view of model %d", record.id, exc_info=True)
+        seconds = None
+    return {"id": record.id, "active": record.active,
+            "network": {"name": record.network_name, "fingerprint": record.network}, "created_at": record.created_at,
+            "job_id": record.job_id, "weights": weights, "seconds_per_km": seconds, "options": record.options,
+            "metrics": record.metrics}
+
+
+def get_model(rt: Runtime, model_id: int | None) -> ModelRecord:
+    """A stored model; ``None`` means the active one."""
+    if model_id is None:
+        active = rt.storage.models.active_id(rt.fingerprint)
+        record = None if active is None else rt.storage.models.get(active)
+        if record is None:
+            raise NoActiveModelError()
+        return record
+    record = rt.storage.models.get(model_id)
+    if record is None:
+        raise NotFoundError.of("model", model_id)
+    return record
+
+
+def get_job(rt: Runtime, job_id: int) -> JobRecord:
+    job = rt.storage.jobs.get(job_id)
+    if job is None:
+        raise NotFoundError.of("job", job_id)
+    return job
+
+
+def start_training(rt: Runtime, request: TrainRequest) -> JobRecord:
+    """Queue a training job on the stored trips (the worker process runs it) and wake the job runner."""
+    names = rt.net.mdp.feature_names
+    if request.features is not None:
+        unknown = [f for f in request.features if f not in names]
+        if unknown or len(set(request.features)) != len(request.features):
+            raise InvalidInputError(
+                f"unknown or repeated features {unknown or request.features}; the network has {list(names)}",
+                {"unknown": unknown, "available": list(names)}, "unknown_feature")
+    n_trips = rt.storage.trips.count(rt.fingerprint)
+    if n_trips < rt.settings.min_training_trips:
+        raise ConflictError(
+            f"{n_trips} trips are stored for this network; training needs at least {rt.settings.min_training_trips}",
+            {"trips": n_trips, "min_training_trips": rt.settings.min_training_trips}, "not_enough_trips")
+    options = request.model_dump()
+    options["max_iter"] = request.max_iter or rt.settings.max_iter
+    job = rt.storage.jobs.create("train", rt.fingerprint, options)
+    rt.jobs.wake()
+    return job
+
+
+def activate(rt: Runtime, model_id: int) -> ModelRecord:
+    """Make a model active, or leave the previous one active if this one cannot be loaded."""
+    record = get_model(rt, model_id)
+    if record.network != rt.fingerprint:
+        raise ConflictError(
+            f"model {model_id} was trained on network {record.network_name} ({record.network[:12]}),"
+            f" the service runs {rt.label}",
+            {"model_network": record.network, "service_network": rt.fingerprint}, "model_network_mismatch")
+    previous = rt.storage.models.active_id(rt.fingerprint)
+    rt.storage.models.activate(model_id)
+    rt.refresh()
+    if rt.model_version != model_id:  # e.g. weights whose partition function diverges
+        if previous is not None:
+            rt.storage.models.activate(previous)
+            rt.refresh()
+        raise ConflictError(f"model {model_id} is stored but cannot be loaded; not activated", None,
+                            "model_not_loadable")
+    return get_model(rt, model_id)
