@@ -89,7 +89,7 @@ def positive_cost_rows(features: np.ndarray) -> np.ndarray:
     _, group = np.unique(pattern, axis=0, return_inverse=True)
     group = group.ravel()
     length = np.abs(features).sum(axis=1)
-    rows = set()
+    rows: set[int] = set()
     for g in range(int(group.max()) + 1 if group.size else 0):
         idx = np.flatnonzero(group == g)
         rows.update((int(idx[np.argmin(length[idx])]), int(idx[np.argmax(length[idx])])))

@@ -9,7 +9,6 @@ only paths the likelihood accepts are kept, then split into training and held-ou
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from app.storage import Storage
+from app.storage import NotADatabaseError, Storage
 from evaluation.calibration import calibrate_temperature
 from evaluation.config import EvalConfig, EvaluationError
 from evaluation.metrics import route_match_fraction
@@ -38,7 +37,8 @@ def usable_paths(mdp: RouteMDP, paths: Sequence[Sequence[int]]) -> tuple[list[np
     A path needs two states, valid transitions, and must not pass its destination before
     its end (the destination is absorbing: the trip would have ended there).
     """
-    kept, dropped = [], Counter()
+    kept: list[np.ndarray] = []
+    dropped: Counter[str] = Counter()
     for p in paths:
         path = np.asarray(p, dtype=np.int64)
         if path.size < 2:
@@ -65,13 +65,13 @@ def read_database_paths(database: str | Path, fingerprint: str) -> list[list[int
     path = Path(database).expanduser().resolve()
     if not path.is_file():
         raise EvaluationError(f"no database at {path}")
-    storage = Storage(path, read_only=True)
     try:
-        try:
-            _, paths = storage.trips.paths(fingerprint)
-            others = [] if paths else storage.trips.networks()
-        except sqlite3.DatabaseError as exc:  # not SQLite, or no trips table
-            raise EvaluationError(f"{path} is not a routeirl database ({exc})") from exc
+        storage = Storage(path, read_only=True)
+    except NotADatabaseError as exc:  # not SQLite, or no trips table
+        raise EvaluationError(str(exc)) from exc
+    try:
+        _, paths = storage.trips.paths(fingerprint)
+        others = [] if paths else storage.trips.networks()
     finally:
         storage.close()
     if not paths:
@@ -108,12 +108,11 @@ def load_network(cfg: EvalConfig) -> RoadNetwork:
 def get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple[list, np.ndarray | None]:
     """Raw paths and the true ``theta`` (None for stored trips)."""
     if cfg.database is not None:
-        paths = read_database_paths(cfg.database, net.fingerprint)
         info.update(source="database", database=str(cfg.database))
-        return paths, None
+        return read_database_paths(cfg.database, net.fingerprint), None
     # drivers with temperature T choose routes with probability ∝ exp(theta . f / T): in the units of the
     # fitted model (alpha = 1) the true weights are theta / T
-    extra = {"n_clusters": cfg.destinations} if cfg.od == "clustered" else {}
+    extra: dict[str, Any] = {"n_clusters": cfg.destinations} if cfg.od == "clustered" else {}
     temperature = cfg.temperature
     if temperature is None:
         temperature = calibrated_temperature(cfg, net, extra, info)
@@ -131,7 +130,9 @@ def get_trips(cfg: EvalConfig, net: RoadNetwork, info: dict[str, Any]) -> tuple[
                 map_matched=cfg.map_match)
     if not cfg.map_match:
         return [s.path for s in sims], theta
-    matcher, paths, failed, recall = MapMatcher(net), [], 0, []
+    matcher, failed = MapMatcher(net), 0
+    paths: list[np.ndarray] = []
+    recall: list[float] = []
     with progress_bar(cfg.progress, total=len(sims), desc="map matching") as bar:
         for s in sims:
             try:

@@ -136,7 +136,8 @@ class RouteModel:
     @property
     def rewards(self) -> np.ndarray:
         """``(T,)`` reward ``theta . f`` of every transition."""
-        return self.mdp.features @ self.theta
+        rewards: np.ndarray = self.mdp.features @ self.theta
+        return rewards
 
     # -- probabilities ---------------------------------------------------------------
     def log_partition(self, origins: np.ndarray | int, destinations: np.ndarray | int) -> np.ndarray:
@@ -160,7 +161,8 @@ class RouteModel:
             self.mdp, self.logw, self._global_system(), trips.pair_origin, trips.pair_dest, self.ordering
         )
         path_logw = np.array([self.logw[t].sum() for t in trips.path_transitions])
-        return path_logw - log_z[trips.trip_pair]
+        out: np.ndarray = path_logw - log_z[trips.trip_pair]
+        return out
 
     def log_likelihood(self, paths: Sequence[Sequence[int] | np.ndarray]) -> float:
         """Total natural-log likelihood of ``paths``."""
@@ -197,6 +199,7 @@ class RouteModel:
             raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
         res = forward_pass(self.mdp, batch, [np.array([o])], [np.array([1.0])], with_states=True)
         states = res.states
+        assert states is not None  # with_states=True
         if o == d:
             states = np.zeros(self.mdp.n_states)
             states[d] = 1.0
@@ -248,8 +251,8 @@ class RouteModel:
             owner = np.repeat(np.arange(active.size), deg)
             offs = np.arange(owner.size) - np.repeat(np.cumsum(deg) - deg, deg)
             j = order[ptr[s][owner] + offs]
-            k = col[active][owner]
-            p = np.exp(self.logw[j] + log_z[self.mdp.dst[j], k] - log_z[s[owner], k])
+            kk = col[active][owner]
+            p = np.exp(self.logw[j] + log_z[self.mdp.dst[j], kk] - log_z[s[owner], kk])
             csum = np.cumsum(p)
             ends = np.cumsum(deg) - 1
             before = np.concatenate([[0.0], csum[ends[:-1]]])
@@ -312,8 +315,9 @@ class RouteModel:
         if not np.any(np.isfinite(log_post)):
             raise UnreachableDestinationError("no candidate destination is reachable along this partial path")
         log_post -= log_post.max()
-        post = np.exp(log_post)
-        return post / post.sum()
+        post: np.ndarray = np.exp(log_post)
+        post /= post.sum()
+        return post
 
 
 def _unit_columns(n: int, rows: list[int]) -> np.ndarray:

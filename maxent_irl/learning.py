@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 
 from maxent_irl.base import BaseEstimator, FitCallback, FitProgress, RandomState, check_is_fitted
 from maxent_irl.exceptions import (
@@ -102,8 +103,8 @@ class MaxEntIRL(BaseEstimator):
         scale = 1.0 / trips.n_trips
         # L-BFGS works on u = theta * s (see feature_rms)
         self.feature_scale_ = feature_rms(mdp, trips)
-        best = {"f": np.inf}
-        last_eval: list = []  # (x, log-likelihood, |grad|) of the latest evaluation, for the progress callback
+        best: dict[str, Any] = {"f": np.inf}
+        last_eval: list[Any] = []  # (x, log-likelihood, |grad|) of the latest evaluation, for the progress callback
         start = time.perf_counter()
 
         def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -116,7 +117,7 @@ class MaxEntIRL(BaseEstimator):
                 last = best.get("x")
                 direction = x - last if last is not None else np.ones_like(x)
                 f_bad = abs(best["f"]) * 10 + 1e6 if np.isfinite(best["f"]) else 1e12
-                return f_bad, direction / max(np.linalg.norm(direction), 1e-12) * 1e6
+                return f_bad, direction / max(float(np.linalg.norm(direction)), 1e-12) * 1e6
             f = -ll * scale + 0.5 * self.l2 * float(theta @ theta)
             g_theta = -g * scale + self.l2 * theta
             g_u = g_theta / self.feature_scale_
@@ -133,7 +134,7 @@ class MaxEntIRL(BaseEstimator):
         iteration = {"n": 0}
         stop = {"flag": False}
 
-        def on_iteration(intermediate_result) -> None:
+        def on_iteration(intermediate_result: OptimizeResult) -> None:
             iteration["n"] += 1
             x = intermediate_result.x
             ll, gnorm = best.get("ll", np.nan), best.get("gnorm", np.nan)
@@ -202,7 +203,8 @@ class MaxEntIRL(BaseEstimator):
                 raise InvalidParameterError("a lower bound exceeds its upper bound")
         return lo, hi
 
-    def _x_and_bounds(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    def _x_and_bounds(self, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                      ) -> tuple[np.ndarray, list[tuple[float | None, float | None]]]:
         """L1 is made smooth by splitting ``theta = p - m`` with ``p, m >= 0``."""
         if self.l1 <= 0:
             pairs = zip(lo, hi, strict=True)
@@ -214,7 +216,8 @@ class MaxEntIRL(BaseEstimator):
 
     def _theta_from_x(self, x: np.ndarray, k: int) -> np.ndarray:
         u = x[:k] - x[k:] if self.l1 > 0 else np.array(x, dtype=np.float64)
-        return u / self.feature_scale_
+        theta: np.ndarray = u / self.feature_scale_
+        return theta
 
     def _convergent_start(
         self,
@@ -235,7 +238,7 @@ class MaxEntIRL(BaseEstimator):
         direction[direction == 0] = -1.0
         step = 0.0
         for _ in range(60):
-            theta = np.clip(theta0 + step * direction, lo, hi)
+            theta: np.ndarray = np.clip(theta0 + step * direction, lo, hi)
             try:  # the factorization alone certifies convergence (M-matrix pivots)
                 global_system(mdp, transition_log_weights(mdp.features, theta, self.alpha, log_pi0), ordering,
                               relevant=relevant)

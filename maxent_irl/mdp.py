@@ -143,11 +143,13 @@ class RouteMDP:
             raise InvalidPathError(
                 f"no transition from state {int(states[i])} to state {int(states[i + 1])} (path positions {i}, {i + 1})"
             )
-        return self._key_order[pos_clipped]
+        out: np.ndarray = self._key_order[pos_clipped]
+        return out
 
     def path_features(self, path: Sequence[int] | np.ndarray) -> np.ndarray:
         """``(k,)`` summed features of a path's transitions."""
-        return self.features[self.transition_indices(path)].sum(axis=0)
+        out: np.ndarray = self.features[self.transition_indices(path)].sum(axis=0)
+        return out
 
     def select_features(self, names: Sequence[str] | None) -> RouteMDP:
         """The same MDP with only the features ``names``, in that order (``self`` for None or all of them).

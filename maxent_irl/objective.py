@@ -123,7 +123,7 @@ def pair_log_partition(
         for i, m in enumerate(members):
             log_z[m] = batch.log_z(pair_origin[m], np.full(m.size, i))
         if E is not None:
-            E += forward_pass(mdp, batch, rows, [forward_counts[m] for m in members]).transitions
+            E += forward_pass(mdp, batch, rows, [np.asarray(forward_counts)[m] for m in members]).transitions
     return log_z, E
 
 

@@ -107,7 +107,8 @@ def states_reaching(mdp: RouteMDP, destinations: np.ndarray) -> np.ndarray:
     n = mdp.n_states
     reverse = sp.csr_matrix((np.ones(mdp.n_transitions), (mdp.dst, mdp.src)), shape=(n, n))
     dist = csgraph.dijkstra(reverse, directed=True, indices=np.unique(destinations), min_only=True, unweighted=True)
-    return np.isfinite(dist)
+    reach: np.ndarray = np.isfinite(dist)
+    return reach
 
 
 def global_system(
@@ -164,7 +165,8 @@ def cost_to_destination(
             raise PartitionFunctionDivergedError("a cycle has positive total reward: Z is infinite") from exc
     else:
         dist = csgraph.dijkstra(reverse, directed=True, indices=source)
-    return dist if start is None else dist[: mdp.n_states] + offset
+    out: np.ndarray = dist if start is None else dist[: mdp.n_states] + offset
+    return out
 
 
 def shortest_path(mdp: RouteMDP, cost: np.ndarray, origin: int, destination: int) -> np.ndarray:
@@ -299,7 +301,7 @@ class DestinationBatch:
             h[sel] = self.systems[self.column_system[c]].h[rows[sel]]
         z = self.Z[self.inv[rows], columns]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.log(z) - h
+            out: np.ndarray = np.log(z) - h
         out[~np.isfinite(h) | (z <= 0)] = -np.inf
         return out
 
@@ -308,7 +310,7 @@ class DestinationBatch:
         h = self.systems[self.column_system[k]].h
         z = self.Z[self.inv, k]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.log(z) - h
+            out: np.ndarray = np.log(z) - h
         out[~np.isfinite(h) | (z <= 0)] = -np.inf
         return out
 
@@ -348,7 +350,7 @@ def solve_destinations(
     Z = system.lu.solve_internal(rhs) if D else rhs
     # Z overflows (rewards so positive that Z > 1e308) where a column is not finite: that
     # column is rescaled too. A finite M[d, d] < 1 is a numerically singular I - W instead.
-    overflow = ~np.isfinite(Z).all(axis=0)
+    overflow = np.asarray(~np.isfinite(Z).all(axis=0))
     diag = np.where(overflow, 1.0, Z[d_i, np.arange(D)])
     if np.any(~(diag >= 1.0 - 1e-9)):
         raise PartitionFunctionDivergedError("M[d, d] < 1 for some destination: I - W is numerically singular")
@@ -363,7 +365,7 @@ def solve_destinations(
             rows = needed_rows[k] if needed_rows is not None else np.zeros(0, dtype=np.int64)
             if amplified:
                 rows = np.flatnonzero(states_reaching(mdp, destinations[k : k + 1]))
-            if overflow[k] or (rows.size and np.any(Z[inv[rows], k] < TINY)):
+            if bool(overflow[k]) or (rows.size > 0 and bool(np.any(Z[inv[rows], k] < TINY))):
                 scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), system.lu.perm)
                 Z[:, k] = y[system.lu.perm]  # y[d] = 1: the rescaled system has no transition out of d
                 column_system[k] = len(systems)

@@ -99,4 +99,5 @@ def _sum_products(X: np.ndarray, Z: np.ndarray, cols: np.ndarray, src_i: np.ndar
         return work(0, cols.size)
     bounds = np.linspace(0, cols.size, threads + 1).astype(int)
     with ThreadPoolExecutor(threads) as pool:
-        return sum(pool.map(work, bounds[:-1], bounds[1:]))
+        total: np.ndarray = np.sum(list(pool.map(work, bounds[:-1], bounds[1:])), axis=0)
+        return total

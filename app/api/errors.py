@@ -94,7 +94,7 @@ _CORE_MAP: list[tuple[type[BaseException], int, str]] = [
 ]
 
 
-_ROADS_MAP: list[tuple[type[BaseException], int, str]] = [
+_ROADS_MAP: list[tuple[type[Exception], int, str]] = [
     (roads.GPSFormatError, 422, "invalid_gps_data"),
     (roads.InvalidTraceError, 422, "invalid_trace"),
     (roads.MapMatchingError, 422, "map_matching_failed"),

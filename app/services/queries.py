@@ -119,7 +119,8 @@ def routes(rt: Runtime, origin: LonLat, destination: LonLat, alternatives: int, 
     o, o_info = _endpoint(rt, origin, "query.origin")
     d, d_info = _endpoint(rt, destination, "query.destination")
     best = model.most_likely_path(o, d)
-    paths, shares = [best], [None]
+    paths: list[np.ndarray] = [best]
+    shares: list[float | None] = [None]
     if alternatives > 0 and o != d:
         n = rt.settings.route_samples
         samples = model.sample_paths(o, d, n, random_state=0 if seed is None else seed)

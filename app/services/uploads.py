@@ -17,8 +17,20 @@ from app.services.errors import InvalidInputError, TooLargeError, UnsupportedMed
 from app.settings import Settings
 from maxent_irl.roads import Trace, read_csv, read_geojson, read_gpx
 
-__all__ = ["CSV_TYPES", "GPX_TYPES", "JSON_TYPES", "check_limits", "loads", "traces_from_body", "traces_from_document",
-           "traces_from_json"]
+#: What the readers return: one trace per track / feature / trip id.
+Traces = list[Trace]
+
+__all__ = [
+    "CSV_TYPES",
+    "GPX_TYPES",
+    "JSON_TYPES",
+    "Traces",
+    "check_limits",
+    "loads",
+    "traces_from_body",
+    "traces_from_document",
+    "traces_from_json",
+]
 
 JSON_TYPES = {"application/json", "application/geo+json", "application/vnd.geo+json"}
 GPX_TYPES = {"application/gpx+xml", "application/xml", "text/xml"}
@@ -54,8 +66,12 @@ def traces_from_json(data: Any) -> list[Trace]:
         trips = TripsIn.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    return [Trace(np.asarray([p[:2] for p in t.points], dtype=float), t.time_seconds(), t.id or f"trip{i}")
-            for i, t in enumerate(trips.trips)]
+    out = []
+    for i, t in enumerate(trips.trips):
+        times = t.time_seconds()
+        out.append(Trace(np.asarray([p[:2] for p in t.points], dtype=float),
+                         None if times is None else np.asarray(times, dtype=float), t.id or f"trip{i}"))
+    return out
 
 
 def traces_from_document(raw: bytes, filename: str | None, content_type: str | None) -> list[Trace]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.storage.database import SCHEMA_VERSION, Database
+from app.storage.database import SCHEMA_VERSION, Database, NotADatabaseError
 from app.storage.jobs import JobStore
 from app.storage.models import ModelStore
 from app.storage.records import (
@@ -32,7 +32,8 @@ from app.storage.trips import TripStore
 
 __all__ = [
     "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_STATUSES", "QUEUED", "RUNNING", "SCHEMA_VERSION", "SUCCEEDED",
-    "Database", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip", "Storage", "TripRecord",
+    "Database", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip", "NotADatabaseError", "Storage",
+    "TripRecord",
     "TripStore", "utcnow",
 ]
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Database", "dumps"]
+__all__ = ["SCHEMA_VERSION", "Database", "NotADatabaseError", "dumps"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ CREATE TABLE IF NOT EXISTS active_model (
 """
 
 
+class NotADatabaseError(ValueError):
+    """The file is not SQLite, or not a routeirl database (a reader opened it read-only)."""
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON for a TEXT column; NaN and infinities are refused (they are not JSON)."""
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
@@ -107,6 +111,12 @@ class Database:
         if read_only:
             if not self.path.is_file():
                 raise FileNotFoundError(f"no database at {self.path}")
+            try:
+                tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as exc:
+                raise NotADatabaseError(f"{self.path} is not a routeirl database ({exc})") from exc
+            if "trips" not in tables:
+                raise NotADatabaseError(f"{self.path} is not a routeirl database (no trips table)")
             return
         _create_private(self.path)
         # executescript commits on its own, so the script carries its own transaction.

@@ -43,7 +43,7 @@ class JobStore:
         row = self.db.con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
-    def list(self, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
+    def page(self, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
         where, args = ("WHERE status = ?", [status]) if status else ("", [])
         total = int(self.db.con.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0])
         rows = self.db.con.execute(

@@ -53,7 +53,7 @@ class ModelStore:
         ).fetchone()
         return None if row is None else _model(row)
 
-    def list(self, network: str | None, limit: int, offset: int) -> tuple[list[ModelRecord], int]:
+    def page(self, network: str | None, limit: int, offset: int) -> tuple[list[ModelRecord], int]:
         where, args = ("WHERE m.network = ?", [network]) if network is not None else ("", [])
         total = int(self.db.con.execute(f"SELECT COUNT(*) FROM models m {where}", args).fetchone()[0])
         rows = self.db.con.execute(

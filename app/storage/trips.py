@@ -51,7 +51,7 @@ class TripStore:
         row = self.db.con.execute("SELECT COALESCE(MAX(id), 0) FROM trips WHERE network = ?", (network,))
         return int(row.fetchone()[0])
 
-    def list(self, network: str | None, limit: int, offset: int) -> tuple[list[TripRecord], int]:
+    def page(self, network: str | None, limit: int, offset: int) -> tuple[list[TripRecord], int]:
         where, args = ("WHERE network = ?", [network]) if network is not None else ("", [])
         total = int(self.db.con.execute(f"SELECT COUNT(*) FROM trips {where}", args).fetchone()[0])
         rows = self.db.con.execute(

@@ -43,7 +43,8 @@ class NetworkGeoJSON:
 
     def segment_id(self, state: int) -> list[int]:
         """``[u, v, key]`` of a segment (JSON has no tuples)."""
-        return [int(x) for x in self.net.segment_id(int(state))]
+        u, v, k = self.net.segment_ids[int(state)]
+        return [int(u), int(v), int(k)]
 
     def segment_ids(self, states: Sequence[int] | np.ndarray) -> list[list[int]]:
         return [self.segment_id(int(s)) for s in states]

@@ -126,7 +126,7 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
     elif _is_bbox(source):
         west, south, east, north = (float(v) for v in source)  # type: ignore[union-attr]
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise NetworkSourceError(f"bbox must be (west, south, east, north) in degrees, got {tuple(source)}")
+            raise NetworkSourceError(f"bbox must be (west, south, east, north) in degrees, got {source!r}")
         G = _online(
             lambda: ox.graph_from_bbox((west, south, east, north), network_type=network_type),
             f"bbox {(west, south, east, north)}",

@@ -39,9 +39,9 @@ def test_trips_round_trip(storage: Storage):
     assert trip.points == [[1.0, 2.0], [1.1, 2.1]] and trip.times == [0.0, 10.0] and trip.path == [3, 4, 5]
     assert (trip.origin, trip.destination, trip.path_length) == (3, 5, 3)
     assert storage.trips.get(99) is None
-    page, total = storage.trips.list("net", limit=1, offset=1)
+    page, total = storage.trips.page("net", limit=1, offset=1)
     assert total == 2 and [t.id for t in page] == [2]
-    assert storage.trips.list("other", 10, 0) == ([], 0)
+    assert storage.trips.page("other", 10, 0) == ([], 0)
     assert storage.trips.destination_counts("net", 10) == [(5, 2)]
     assert storage.trips.version("net") == 2 and storage.trips.version("other") == 0
     assert storage.trips.paths("net") == ([1, 2], [[3, 4, 5], [7, 5]])
@@ -85,7 +85,7 @@ def test_models_and_activation(storage: Storage):
     assert storage.models.get(m1).active and not storage.models.get(m2).active
     storage.models.activate(m2)
     assert storage.models.active_id("net") == m2
-    models, total = storage.models.list("net", 10, 0)
+    models, total = storage.models.page("net", 10, 0)
     assert total == 2 and [m.id for m in models] == [m2, m1]
     with pytest.raises(KeyError):
         storage.models.activate(999)
@@ -97,7 +97,7 @@ def test_complete_training_is_atomic_and_checks_the_job(storage: Storage):
     job = storage.jobs.create("train", "net", {})
     kwargs = dict(network_name="n", feature_names=["a"], theta=[-1.0], options={}, metrics={}, activate=True)
     assert storage.jobs.complete_training(job.id, **kwargs) is None  # not running: nothing written
-    assert storage.models.list(None, 10, 0)[1] == 0
+    assert storage.models.page(None, 10, 0)[1] == 0
     storage.jobs.start(job.id, None)
     model_id = storage.jobs.complete_training(job.id, **kwargs)
     job = storage.jobs.get(job.id)

@@ -21,7 +21,7 @@ def list_jobs(
         Literal["queued", "running", "succeeded", "failed", "interrupted"] | None, Query(description="Filter")
     ] = None,
 ) -> dict[str, Any]:
-    jobs, total = rt.storage.jobs.list(page.limit, page.offset, status)
+    jobs, total = rt.storage.jobs.page(page.limit, page.offset, status)
     return {"total": total, "limit": page.limit, "offset": page.offset, "items": [service.job_view(j) for j in jobs]}
 
 

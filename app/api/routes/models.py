@@ -30,7 +30,7 @@ def list_models(
     page: PageParams,
     all_networks: Annotated[bool, Query(description="Include models of other networks")] = False,
 ) -> dict[str, Any]:
-    models, total = rt.storage.models.list(None if all_networks else rt.fingerprint, page.limit, page.offset)
+    models, total = rt.storage.models.page(None if all_networks else rt.fingerprint, page.limit, page.offset)
     return {"total": total, "limit": page.limit, "offset": page.offset,
             "items": [service.model_view(m) for m in models]}
 

@@ -18,7 +18,6 @@ from app.services import uploads
 from app.services.errors import field_error
 from app.services.ingest import ingest
 from app.services.trips import trip_geojson, trip_summary
-from maxent_irl.roads import Trace
 
 router = APIRouter(prefix="/v1/trajectories", tags=["trajectories"], responses=ERROR_RESPONSES)
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ _UPLOAD_DOC: dict[str, Any] = {
 }
 
 
-async def _read_traces(request: Request) -> list[Trace]:
+async def _read_traces(request: Request) -> uploads.Traces:
     """The traces of the body: a multipart upload (each ``file`` part a document) or a raw document."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -53,7 +52,7 @@ async def _read_traces(request: Request) -> list[Trace]:
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
             raise field_error("body.file", "at least one file is required")
-        traces: list[Trace] = []
+        traces: uploads.Traces = []
         for f in files:
             traces.extend(uploads.traces_from_document(await f.read(), f.filename, f.content_type))
         return traces
@@ -87,7 +86,7 @@ def list_trajectories(
     page: PageParams,
     all_networks: Annotated[bool, Query(description="Include trips stored for other networks")] = False,
 ) -> dict[str, Any]:
-    trips, total = rt.storage.trips.list(None if all_networks else rt.fingerprint, page.limit, page.offset)
+    trips, total = rt.storage.trips.page(None if all_networks else rt.fingerprint, page.limit, page.offset)
     return {"total": total, "limit": page.limit, "offset": page.offset,
             "items": [trip_summary(rt, t) for t in trips]}
 
