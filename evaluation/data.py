@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 def usable_paths(mdp: RouteMDP, paths: Sequence[Sequence[int]]) -> tuple[list[np.ndarray], dict[str, int]]:
     """Paths the likelihood accepts, and why the others were dropped.
 
-    A path needs two states, valid transitions, and must not pass its destination before
-    its end (the destination is absorbing: the trip would have ended there).
+    A path needs two states and valid transitions (it may pass its destination before it
+    ends there, as real drivers do).
     """
     kept: list[np.ndarray] = []
     dropped: Counter[str] = Counter()
@@ -43,9 +43,6 @@ def usable_paths(mdp: RouteMDP, paths: Sequence[Sequence[int]]) -> tuple[list[np
         path = np.asarray(p, dtype=np.int64)
         if path.size < 2:
             dropped["too_short"] += 1
-            continue
-        if np.any(path[:-1] == path[-1]):
-            dropped["passes_destination"] += 1
             continue
         try:
             mdp.transition_indices(path)

@@ -18,10 +18,11 @@ from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
 from maxent_irl.objective import make_trip_set, pair_log_partition
 from maxent_irl.soft_values import (
-    TINY,
     DestinationBatch,
     LinearSystem,
     global_system,
+    log_rows,
+    reversed_mdp,
     shortest_path,
     solve_destinations,
     transition_log_weights,
@@ -59,9 +60,10 @@ def validate_reference_policy(mdp: RouteMDP, reference_policy: np.ndarray | None
 class RouteModel:
     """The MaxEnt distribution over routes for weights ``theta``.
 
-    ``P(path | o, d) = pi0(path) exp(theta . f(path) / alpha) / Z(o, d)`` with the
-    destination absorbing. The factorization of ``I - W`` is computed on first use
-    and reused by every query, so a query costs one or two sparse solves.
+    ``P(path | o, d) = pi0(path) exp(theta . f(path) / alpha) / Z(o, d)`` over every path
+    from ``o`` that ends at ``d``, passing ``d`` before or not (the trip ends with a stop
+    there: :mod:`maxent_irl.soft_values`). The factorization of ``I - W`` is computed on
+    first use and reused by every query, so a query costs one or two sparse solves.
 
     Parameters
     ----------
@@ -92,6 +94,7 @@ class RouteModel:
         self._ordering = ordering
         self._system: LinearSystem | None = None
         self._per_destination = False
+        self._reverse: RouteMDP | None = None
 
     # -- shared machinery -------------------------------------------------------------
     @property
@@ -169,17 +172,24 @@ class RouteModel:
         return float(self.path_log_prob(paths).sum())
 
     def next_transition_probs(self, state: int, destination: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Transitions leaving ``state``, the states they lead to, and their probabilities toward ``destination``."""
+        """Transitions leaving ``state``, the states they lead to, and their probabilities toward ``destination``.
+
+        At the destination the driver may also stop, with probability
+        ``1 - probs.sum() = 1 / Z(d, d)`` (:meth:`stop_probability`).
+        """
         s = self._state(state, "state")
         d = self._state(destination, "destination")
         idx, nxt = self.mdp.successors(s)
-        if s == d:
-            raise InvalidParameterError("the trip has arrived: the destination is absorbing")
         batch = self._solve(np.array([d]), [np.append(nxt, s)])
         log_z = batch.log_z_column(0)
         if not np.isfinite(log_z[s]):
             raise UnreachableDestinationError(f"destination {d} is unreachable from state {s}")
         return idx, nxt, np.exp(self.logw[idx] + log_z[nxt] - log_z[s])
+
+    def stop_probability(self, destination: int) -> float:
+        """Probability that a driver on ``destination``, bound for it, stops there (else drives on): ``1/Z(d, d)``."""
+        d = self._state(destination, "destination")
+        return float(np.exp(-self.log_partition(d, d)))
 
     # -- routes --------------------------------------------------------------------
     def most_likely_path(self, origin: int, destination: int) -> np.ndarray:
@@ -198,12 +208,8 @@ class RouteModel:
         if batch.log_z(np.array([o]), np.array([0]))[0] == -np.inf:
             raise UnreachableDestinationError(f"destination {d} is unreachable from origin {o}")
         res = forward_pass(self.mdp, batch, [np.array([o])], [np.array([1.0])], with_states=True)
-        states = res.states
-        assert states is not None  # with_states=True
-        if o == d:
-            states = np.zeros(self.mdp.n_states)
-            states[d] = 1.0
-        return Visits(states=states, transitions=res.transitions)
+        assert res.states is not None  # with_states=True
+        return Visits(states=res.states, transitions=res.transitions)
 
     def sample_paths(self, origin: int, destination: int, n: int, random_state: RandomState = None,
                      max_steps: int | None = None) -> list[np.ndarray]:
@@ -216,8 +222,9 @@ class RouteModel:
                      random_state: RandomState = None, max_steps: int | None = None) -> list[np.ndarray]:
         """One path per ``(origins[i], destinations[i])``, all walkers advanced together, step by step.
 
-        The policy toward ``d`` is ``pi(j | s) = w_j Z(dst_j, d) / Z(s, d)``; every
-        destination's ``log Z`` comes from one batched backward pass.
+        The policy toward ``d`` is ``pi(j | s) = w_j Z(dst_j, d) / Z(s, d)``, and at ``d`` a
+        stop with ``1 / Z(d, d)``; every destination's ``log Z`` comes from one batched
+        backward pass.
         """
         rng = check_random_state(random_state)
         o = self.mdp.check_states(np.atleast_1d(origins), "origin")
@@ -242,8 +249,12 @@ class RouteModel:
         ptr = np.concatenate([[0], np.cumsum(np.bincount(self.mdp.src, minlength=self.mdp.n_states))])
         walkers, states = [np.arange(o.size)], [o]
         current = o.copy()
-        active = np.flatnonzero(current != d)
-        for _ in range(max_steps):
+        active = np.arange(o.size)
+        for _ in range(max_steps + 1):
+            arrived = active[current[active] == d[active]]
+            if arrived.size:  # stop with 1 / Z(d, d), else drive on
+                stop_p = np.exp(-log_z[d[arrived], col[arrived]])
+                active = np.setdiff1d(active, arrived[rng.random(arrived.size) < stop_p], assume_unique=True)
             if active.size == 0:
                 break
             s = current[active]
@@ -253,6 +264,8 @@ class RouteModel:
             j = order[ptr[s][owner] + offs]
             kk = col[active][owner]
             p = np.exp(self.logw[j] + log_z[self.mdp.dst[j], kk] - log_z[s[owner], kk])
+            if np.any(deg == 0):  # a walker at a destination without exits always stops (Z(d, d) = 1)
+                raise InvalidParameterError("a sampled path reached a state with no transitions before its end")
             csum = np.cumsum(p)
             ends = np.cumsum(deg) - 1
             before = np.concatenate([[0.0], csum[ends[:-1]]])
@@ -262,7 +275,6 @@ class RouteModel:
             current[active] = nxt
             walkers.append(active)
             states.append(nxt)
-            active = active[nxt != d[active]]
         if active.size:
             raise InvalidParameterError(f"{active.size} sampled paths did not arrive within max_steps={max_steps}")
         who = np.concatenate(walkers)
@@ -270,57 +282,84 @@ class RouteModel:
         return np.split(seq, np.cumsum(np.bincount(who, minlength=o.size))[:-1])
 
     # -- destinations ----------------------------------------------------------------
-    def destination_posterior(self, partial_path: Sequence[int] | np.ndarray, candidates: Sequence[int] | np.ndarray,
-                              prior: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-        """``P(d | A -> B)`` over ``candidates`` for a partly driven path from A to B.
+    def log_rows(self, states: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``(S, n)`` ``log Z(a, d)`` for each state ``a`` of ``states`` and every destination ``d``: rows of ``M``.
 
-        ``P(d | A->B) ∝ P(d) exp(reward(A->B)) Z(B, d) / Z(A, d)``; the path reward
-        is the same for every ``d`` and cancels. With ``M = (I - W)^-1``,
-        ``Z(B, d) / Z(A, d) = M[B, d] / M[A, d]``, so two transposed solves give the
-        ratio for every candidate at once. A candidate the path passed through
-        before B has probability 0: the trip would have ended there.
+        Two of them make a destination posterior over the whole network (two transposed
+        solves); exact in log space where they underflow (:func:`~maxent_irl.soft_values.log_rows`).
+        """
+        a = self.mdp.check_states(states, "state")
+        if self._reverse is None and (self._global_system() is None or np.max(self.logw, initial=-np.inf) > 0):
+            self._reverse = reversed_mdp(self.mdp)
+        rows: np.ndarray = log_rows(self.mdp, self.logw, self._global_system(), a, self.ordering, self._reverse)
+        return rows
+
+    def destination_log_posterior(self, partial_path: Sequence[int] | np.ndarray,
+                                  log_prior: np.ndarray | None = None,
+                                  candidates: np.ndarray | None = None) -> np.ndarray:
+        """Unnormalized ``log P(d | A -> B) = log P(d) + log Z(B, d) - log Z(A, d)``, ``-inf`` where impossible.
+
+        For every state (``(n,)``), or for ``candidates`` only (``(len(candidates),)``);
+        ``log_prior`` has the same shape (default uniform). The normalization is left to the
+        caller. Where the whole graph's ``I - W`` diverges (a loop no trip to the candidates
+        can drive), candidates are solved one by one over the states that reach them.
         """
         path = self.mdp.check_states(partial_path, "partial path state")
         if path.size == 0:
             raise InvalidPathError("partial path is empty")
         self.mdp.transition_indices(path)
-        cand = self.mdp.check_states(candidates, "candidate destination")
+        a, b = int(path[0]), int(path[-1])
+        if candidates is not None and self._global_system() is None:
+            lz = self.log_partition(np.array([[a], [b]]), np.asarray(candidates)[None, :])
+            rows = np.array([lz[0], lz[1]])
+        else:
+            try:
+                rows = self.log_rows(np.array([a, b]))
+            except PartitionFunctionDivergedError as exc:
+                raise PartitionFunctionDivergedError(
+                    f"the posterior over every segment needs a finite Z(A, d) for every d, but a loop reachable from "
+                    f"the trip's start makes some infinite ({exc}); give candidate destinations instead") from exc
+            if candidates is not None:
+                rows = rows[:, candidates]
+        with np.errstate(invalid="ignore"):
+            log_post: np.ndarray = rows[1] - rows[0]
+        log_post[~np.isfinite(rows[1])] = -np.inf
+        if log_prior is not None:
+            log_post = log_post + log_prior
+        log_post[np.isnan(log_post)] = -np.inf
+        return log_post
+
+    def destination_posterior(self, partial_path: Sequence[int] | np.ndarray,
+                              candidates: Sequence[int] | np.ndarray | None = None,
+                              prior: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+        """``P(d | A -> B)`` for a partly driven path from A to B, over every state or over ``candidates``.
+
+        ``P(d | A->B) ∝ P(d) exp(reward(A->B)) Z(B, d) / Z(A, d)``; the path reward is the
+        same for every ``d`` and cancels. With ``M = (I - W)^-1``, ``Z(B, d) / Z(A, d) =
+        M[B, d] / M[A, d]``: two rows of ``M``, two transposed solves for every destination
+        at once. A trip may pass its destination before it ends (the model's stop at ``d``),
+        so a segment the path already drove through keeps its probability.
+
+        ``candidates=None``: the posterior over all ``n`` states (``prior`` ``(n,)`` or None =
+        uniform); else over ``candidates`` only (``prior`` one value per candidate): the
+        whole-network posterior restricted to them and renormalized.
+        """
+        n = self.mdp.n_states
+        cand = np.arange(n) if candidates is None else self.mdp.check_states(candidates, "candidate destination")
         if cand.size == 0:
             raise InvalidParameterError("no candidate destinations")
-        if prior is None:
-            log_prior = np.zeros(cand.size)
-        else:
+        log_prior = np.zeros(cand.size)
+        if prior is not None:
             p = np.asarray(prior, dtype=np.float64)
             if p.shape != cand.shape or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
-                raise InvalidParameterError("prior must be nonnegative, finite, one value per candidate, not all zero")
+                raise InvalidParameterError("prior must be nonnegative, finite, one value per candidate (per state "
+                                            "without candidates), not all zero")
             with np.errstate(divide="ignore"):
                 log_prior = np.log(p)
-        a, b = int(path[0]), int(path[-1])
-        system = self._global_system()
-        if system is None:  # per-destination systems: every candidate is solved (and rescaled) on its own
-            m_a = m_b = np.zeros(cand.size)
-        else:
-            rows = system.lu.solve(_unit_columns(self.mdp.n_states, [a, b]), trans=True)
-            m_a, m_b = rows[cand, 0], rows[cand, 1]
-        log_ratio = np.full(cand.size, -np.inf)
-        fine = (m_a > TINY) & (m_b > TINY)
-        log_ratio[fine] = np.log(m_b[fine]) - np.log(m_a[fine])
-        redo = ~fine & (log_prior > -np.inf)
-        if np.any(redo):  # underflow (or unreachable): exact log Z per candidate in rescaled systems
-            lz = self.log_partition(np.array([[a], [b]]), cand[redo][None, :])
-            ok = np.isfinite(lz[0]) & np.isfinite(lz[1])
-            log_ratio[redo] = np.where(ok, lz[1] - np.where(ok, lz[0], 0.0), -np.inf)
-        log_post = log_prior + log_ratio
-        log_post[np.isin(cand, path[:-1])] = -np.inf
+        log_post = self.destination_log_posterior(partial_path, log_prior, None if candidates is None else cand)
         if not np.any(np.isfinite(log_post)):
             raise UnreachableDestinationError("no candidate destination is reachable along this partial path")
         log_post -= log_post.max()
         post: np.ndarray = np.exp(log_post)
         post /= post.sum()
         return post
-
-
-def _unit_columns(n: int, rows: list[int]) -> np.ndarray:
-    E = np.zeros((n, len(rows)))
-    E[rows, np.arange(len(rows))] = 1.0
-    return E

@@ -19,9 +19,9 @@ from maxent_irl.exceptions import (
 from maxent_irl.inference import RouteModel, Visits, validate_reference_policy
 from maxent_irl.linsolve import fill_reducing_ordering
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.objective import TripSet, feature_rms, log_likelihood_and_gradient, make_trip_set
+from maxent_irl.objective import TripSet, feature_rms, log_likelihood_and_gradient, make_trip_set, relevant_states
 from maxent_irl.parallel import solver_threads_limit
-from maxent_irl.soft_values import global_system, states_reaching, transition_log_weights
+from maxent_irl.soft_values import global_system, transition_log_weights
 
 __all__ = ["FitProgress", "MaxEntIRL"]
 
@@ -98,7 +98,7 @@ class MaxEntIRL(BaseEstimator):
         if theta0.shape != (k,) or not np.all(np.isfinite(theta0)):
             raise InvalidParameterError(f"theta0 must be {k} finite numbers")
         theta0 = np.clip(theta0, lo, hi)
-        theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering, states_reaching(mdp, trips.pair_dest))
+        theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering, relevant_states(mdp, trips))
 
         scale = 1.0 / trips.n_trips
         # L-BFGS works on u = theta * s (see feature_rms)
@@ -231,7 +231,7 @@ class MaxEntIRL(BaseEstimator):
     ) -> np.ndarray:
         """Move ``theta0`` along ``-sign(mean feature)`` until the partition function converges.
 
-        Only on the ``relevant`` states (those that reach a trip's destination): a loop elsewhere
+        Only on the ``relevant`` states (:func:`~maxent_irl.objective.relevant_states`): a loop elsewhere
         is never driven, so it does not have to converge.
         """
         direction = -np.sign(mdp.features.mean(axis=0))

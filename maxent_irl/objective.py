@@ -1,6 +1,7 @@
 """The MaxEnt log-likelihood of a set of trips and its exact gradient.
 
-``log P(path | o, d) = sum_j logw_j - log Z(o, d)`` and
+``log P(path | o, d) = sum_j logw_j - log Z(o, d)`` (a path may pass its destination
+before it ends there: :mod:`maxent_irl.soft_values`) and
 ``d/dtheta sum log P = (empirical - expected feature counts) / alpha``: one backward
 and one forward solve per destination, batched over destinations in chunks that
 bound the memory to a few ``(n_states, chunk)`` arrays.
@@ -13,13 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maxent_irl.exceptions import InvalidPathError, PartitionFunctionDivergedError, UnreachableDestinationError
+from maxent_irl.exceptions import InvalidPathError, UnreachableDestinationError
 from maxent_irl.linsolve import TRANSPOSE_FACTOR_MIN_COLUMNS
 from maxent_irl.mdp import RouteMDP
-from maxent_irl.soft_values import LinearSystem, global_system, solve_destinations, states_reaching
+from maxent_irl.soft_values import (
+    LinearSystem,
+    global_system,
+    solve_destinations,
+    states_reachable_from,
+    states_reaching,
+)
 from maxent_irl.visitation import forward_pass
 
-__all__ = ["TripSet", "feature_rms", "log_likelihood_and_gradient", "make_trip_set", "pair_log_partition"]
+__all__ = ["TripSet", "feature_rms", "log_likelihood_and_gradient", "make_trip_set", "pair_log_partition",
+           "relevant_states"]
 
 #: Elements of one ``(n_states, chunk)`` array; bounds the memory of a pass.
 CHUNK_ELEMENTS = 1 << 25
@@ -65,11 +73,6 @@ def make_trip_set(mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) ->
         except InvalidPathError as exc:
             raise InvalidPathError(f"path {i}: {exc}") from exc
         states = np.asarray(path, dtype=np.int64)
-        if np.any(states[:-1] == states[-1]):
-            raise InvalidPathError(
-                f"path {i} visits its destination {int(states[-1])} before its end: "
-                "the destination is absorbing, so the trip would have ended there"
-            )
         transitions.append(t)
         origins[i], dests[i] = states[0], states[-1]
     counts = np.bincount(np.concatenate(transitions), minlength=mdp.n_transitions).astype(np.float64)
@@ -127,6 +130,16 @@ def pair_log_partition(
     return log_z, E
 
 
+def relevant_states(mdp: RouteMDP, trips: TripSet) -> np.ndarray:
+    """``(n,)`` bool: states some trip can drive through, reachable from an origin and reaching a destination.
+
+    Only they enter learning's system: a loop elsewhere (a dead end that loops, a part of
+    the map no trip can reach) is never driven, so it must not make ``Z`` diverge.
+    """
+    relevant: np.ndarray = states_reachable_from(mdp, trips.pair_origin) & states_reaching(mdp, trips.pair_dest)
+    return relevant
+
+
 def log_likelihood_and_gradient(
     mdp: RouteMDP,
     trips: TripSet,
@@ -141,16 +154,7 @@ def log_likelihood_and_gradient(
     """
     if system is None:
         many = np.unique(trips.pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
-        # only states that reach some destination: a loop no trip can drive must not make Z diverge
-        relevant = states_reaching(mdp, trips.pair_dest)
-        try:
-            system = global_system(mdp, logw, ordering, with_transpose=many, relevant=relevant)
-        except PartitionFunctionDivergedError:
-            # Finite all the same if every diverging cycle passes through a destination, where trips
-            # end: then one system per destination. A cycle that avoids them all is a genuine
-            # divergence (a line search has gone too far), found at the cost of one more factorization.
-            global_system(mdp, logw, ordering, relevant=relevant, absorbing=np.unique(trips.pair_dest))
-            system = None
+        system = global_system(mdp, logw, ordering, with_transpose=many, relevant=relevant_states(mdp, trips))
     log_z, E = pair_log_partition(
         mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
     )

@@ -22,8 +22,11 @@ __all__ = ["algorithm1_log_likelihood_and_gradient", "enumerate_paths", "log_spa
 def enumerate_paths(
     mdp: RouteMDP, origin: int, destination: int, max_len: int
 ) -> Iterator[tuple[list[int], np.ndarray]]:
-    """Every path ``origin -> destination`` with at most ``max_len`` transitions that stops at its first
-    arrival at ``destination``, with its transition indices."""
+    """Every path ``origin -> destination`` with at most ``max_len`` transitions, with its transition indices.
+
+    A trip may pass its destination before it ends there, so a path that arrives at
+    ``destination`` is yielded and also continued.
+    """
     succ: dict[int, list[tuple[int, int]]] = {}
     for j, (s, t) in enumerate(zip(mdp.src.tolist(), mdp.dst.tolist(), strict=True)):
         succ.setdefault(s, []).append((j, t))
@@ -32,7 +35,6 @@ def enumerate_paths(
         states, trans = stack.pop()
         if states[-1] == destination:
             yield states, np.array(trans, dtype=np.int64)
-            continue
         if len(trans) >= max_len:
             continue
         for j, t in succ.get(states[-1], []):
@@ -44,10 +46,11 @@ def algorithm1_log_likelihood_and_gradient(
 ) -> tuple[float, np.ndarray]:
     """Log-likelihood and gradient by Ziebart's Algorithm 1 with horizon ``n_iter``.
 
-    Backward: ``Z <- e_d + W_-d Z`` (``N`` times, all destinations at once as a dense
-    ``(n, D)`` block); local policy ``P(a | s) = w_a Z(s') / Z(s)``; forward:
-    ``D_{t+1} = P^T D_t`` from the origins, summed over ``t``. Underflows where the
-    fast passes do not: that is what it is kept to show.
+    Backward: ``Z <- e_d + W Z`` (``N`` times, all destinations at once as a dense
+    ``(n, D)`` block; the ``e_d`` term is the stop at ``d``, where trips may also drive on);
+    local policy ``P(a | s) = w_a Z(s') / Z(s)``; forward: ``D_{t+1} = P^T D_t`` from the
+    origins, summed over ``t``. Underflows where the fast passes do not: that is what it
+    is kept to show.
     """
     n = mdp.n_states
     W = sp.csr_matrix((np.exp(logw), (mdp.src, mdp.dst)), shape=(n, n))
@@ -56,11 +59,9 @@ def algorithm1_log_likelihood_and_gradient(
     D = dests.size
     Z = np.zeros((n, D))
     Z[dests, np.arange(D)] = 1.0
-    mask_d = np.ones((n, D))
-    mask_d[dests, np.arange(D)] = 0.0  # d is absorbing: no continuation from it
     for _ in range(n_iter):
-        Z = W @ Z * mask_d
-        Z[dests, np.arange(D)] = 1.0
+        Z = W @ Z
+        Z[dests, np.arange(D)] += 1.0
     # forward: expected visits per destination column, starting from the trip origins
     start = np.zeros((n, D))
     np.add.at(start, (trips.pair_origin, col), trips.pair_count)
@@ -70,11 +71,10 @@ def algorithm1_log_likelihood_and_gradient(
     visits = Dt.copy()
     WT = W.T.tocsr()
     for _ in range(n_iter):
-        Dt = (WT @ (Dt * mask_d)) * 1.0
+        Dt = WT @ Dt
         visits += Dt
     # visits[s] * Z[s] is the expected number of visits; transition j used x[src] w_j Z[dst] times
-    X = visits * mask_d
-    E = np.exp(logw) * np.einsum("ij,ij->i", X[mdp.src], Z[mdp.dst])
+    E = np.exp(logw) * np.einsum("ij,ij->i", visits[mdp.src], Z[mdp.dst])
     with np.errstate(divide="ignore"):
         log_z = np.log(Z[trips.pair_origin, col])
     ll = float(trips.transition_counts @ logw - trips.pair_count @ log_z)
@@ -84,12 +84,12 @@ def algorithm1_log_likelihood_and_gradient(
 
 def log_space_partition(mdp: RouteMDP, logw: np.ndarray, destination: int, tol: float = 1e-13,
                         max_iter: int = 1_000_000) -> np.ndarray:
-    """``(n,)`` ``log Z(s, d)`` by value iteration in log space until entrywise convergence."""
+    """``(n,)`` ``log Z(s, d)`` by value iteration in log space until entrywise convergence:
+    ``Z <- e_d + W Z`` (the stop at ``d``, or a transition on)."""
     n = mdp.n_states
     v = np.full(n, -np.inf)
     v[destination] = 0.0
-    keep = mdp.src != destination
-    src, dst, lw = mdp.src[keep], mdp.dst[keep], logw[keep]
+    src, dst, lw = mdp.src, mdp.dst, logw
     order = np.argsort(src, kind="stable")
     src, dst, lw = src[order], dst[order], lw[order]
     starts = np.searchsorted(src, np.arange(n))
@@ -105,7 +105,7 @@ def log_space_partition(mdp: RouteMDP, logw: np.ndarray, destination: int, tol: 
             sums = np.add.reduceat(shifted, starts[has]) if has.any() else np.array([])
             with np.errstate(divide="ignore"):
                 new[has] = np.where(np.isfinite(mx), mx + np.log(sums), -np.inf)
-        new[destination] = 0.0
+        new[destination] = np.logaddexp(new[destination], 0.0)
         fin = np.isfinite(new)
         close = np.all(np.abs(new[fin] - v[fin]) <= tol * np.maximum(1, np.abs(new[fin])))
         if np.array_equal(fin, np.isfinite(v)) and close:

@@ -4,20 +4,29 @@ Notation (shapes): ``n`` states, ``T`` transitions, ``D`` destinations.
 ``logw`` ``(T,)`` is the log weight of each transition, ``r / alpha + log pi0``;
 ``W`` is the ``(n, n)`` matrix with ``exp(logw[j])`` at ``(src[j], dst[j])``.
 
-Exact, without a horizon: with ``M = (I - W)^-1`` (one sparse LU for all
-destinations), ``y = M e_d`` sums the weights of *all* paths to ``d``, including
-those that pass through ``d`` and come back. Every such path is a first-passage
-path followed by a loop ``d -> d``, so the absorbing partition function is
-``Z(s, d) = y[s] / y[d]``.
+The end of a trip: a driver may pass the destination segment before stopping there
+(loop around the block to park, come back to a door), so a trip ``o -> d`` is any path
+from ``o`` that ends at ``d`` with a "stop" (the recursive-logit model's destination
+link; Fosgerau, Frejinger & Karlström 2013). The stop has weight 1 (a constant per trip,
+which cancels in ``P(path | o, d)``), so the partition function is the sum over *all*
+paths from ``s`` to ``d``:
+
+    Z(s, d) = M[s, d]   with   M = (I - W)^-1 = I + W + W^2 + ...
+
+Exact, without a horizon: one sparse LU of ``I - W`` serves every destination, and
+``Z(., d) = M e_d`` is one solve. At ``d`` the driver stops with probability
+``1 / Z(d, d)`` and goes on along transition ``j`` with ``w_j Z(dst_j, d) / Z(d, d)``.
+A trip that never passes its destination has ``M[d, d]`` times less probability than
+under an absorbing destination (Ziebart et al.'s first-passage model); that is the
+probability that a driver at ``d`` stops rather than drives on.
 
 Underflow: ``Z`` shrinks like ``exp(-cost)`` and is 0 in float64 beyond ~700 nats.
 Where an entry a caller needs is below :data:`TINY`, that destination is solved
 again in a rescaled system ``W~ = D W D^-1`` with ``D = diag(exp(h))`` and ``h``
-the hard (shortest-path) cost to ``d``: its entries are ``<= 1``, ``Z~ = Z e^h`` is
-``>= 1`` where reachable, and ``log Z = log Z~ - h`` is exact in log space. The
-similarity keeps every identity below (forward pass included) unchanged. In this
-system ``d``'s own outgoing transitions are dropped (trips end there), so it holds
-``Z(., d)`` directly and does not depend on what lies beyond ``d``.
+the hard (shortest-path) cost to ``d`` (``h(d) = 0``): its entries are ``<= 1`` (a
+cycle through ``d`` costs ``>= 0`` wherever ``Z`` is finite), ``Z~ = Z e^h`` is ``>= 1``
+where reachable, and ``log Z = log Z~ - h`` is exact in log space. The similarity keeps
+every identity below (forward pass included) unchanged.
 
 Overflow of the rescaled system: ``Z~ = Z e^h`` is the route-choice entropy the
 hard cost leaves out, and it grows with route length (on a two-way line at one nat
@@ -52,10 +61,13 @@ __all__ = [
     "LinearSystem",
     "cost_to_destination",
     "global_system",
+    "log_rows",
     "rescaled_solution",
     "rescaled_system",
+    "reversed_mdp",
     "shortest_path",
     "solve_destinations",
+    "states_reachable_from",
     "states_reaching",
     "transition_log_weights",
 ]
@@ -111,17 +123,26 @@ def states_reaching(mdp: RouteMDP, destinations: np.ndarray) -> np.ndarray:
     return reach
 
 
+def states_reachable_from(mdp: RouteMDP, sources: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: the states some state of ``sources`` can reach."""
+    n = mdp.n_states
+    forward = sp.csr_matrix((np.ones(mdp.n_transitions), (mdp.src, mdp.dst)), shape=(n, n))
+    dist = csgraph.dijkstra(forward, directed=True, indices=np.unique(sources), min_only=True, unweighted=True)
+    reach: np.ndarray = np.isfinite(dist)
+    return reach
+
+
 def global_system(
     mdp: RouteMDP, logw: np.ndarray, ordering: np.ndarray | None = None, with_transpose: bool = False,
-    relevant: np.ndarray | None = None, absorbing: np.ndarray | None = None,
+    relevant: np.ndarray | None = None,
 ) -> LinearSystem:
     """Factorize ``I - W`` once; raises :class:`PartitionFunctionDivergedError` if ``rho(W) >= 1``.
 
     ``with_transpose`` also factorizes ``(I - W)^T``, for forward
-    passes with many destinations. With ``relevant`` ``(n,)`` (e.g. :func:`states_reaching`
-    the destinations of interest), transitions touching other states are left out: no path
-    to those destinations uses them, and a cycle there (a dead end that loops) cannot make
-    the system diverge. ``absorbing`` states lose their outgoing transitions.
+    passes with many destinations. With ``relevant`` ``(n,)`` (e.g. the states reachable
+    from the trips' origins that reach their destinations), transitions touching other
+    states are left out: no trip uses them, and a cycle there (a dead end that loops)
+    cannot make the system diverge.
     """
     if np.any(np.isnan(logw)):
         raise InvalidParameterError("transition log weights contain NaN (theta or features not finite)")
@@ -132,8 +153,6 @@ def global_system(
     w = np.exp(logw)
     if relevant is not None:
         w[~(relevant[mdp.src] & relevant[mdp.dst])] = 0.0
-    if absorbing is not None:  # a test system, not one to solve with: trips to one destination may pass another
-        w[np.isin(mdp.src, absorbing)] = 0.0
     return _system(mdp, w, np.zeros(mdp.n_states), ordering, with_transpose)
 
 
@@ -205,14 +224,21 @@ def rescaled_system(
 
     ``h`` ``(n,)`` defaults to the shortest-path cost to ``destination``; any potential with
     ``h(src) <= h(dst) - logw`` on every transition keeps the entries of ``W~`` ``<= 1``.
-    Transitions leaving ``destination`` are dropped: the trip ends there.
+    It is shifted so that ``h(destination) = 0`` (a constant shift leaves ``W~`` as it is):
+    then ``Z~(s) = Z(s, d) e^{h(s)}``. An entry above 1 beyond rounding is a cycle through
+    ``destination`` with a positive reward: ``Z`` is infinite.
     """
     if h is None:
         h = cost_to_destination(mdp, -logw, destination)
+    h = h - h[destination]
     reach = np.isfinite(h)
-    ok = reach[mdp.src] & reach[mdp.dst] & np.isfinite(logw) & (mdp.src != destination)
+    ok = reach[mdp.src] & reach[mdp.dst] & np.isfinite(logw)
+    exponent = logw[ok] + h[mdp.src[ok]] - h[mdp.dst[ok]]
+    if exponent.size and float(exponent.max()) > 1e-8 * max(1.0, float(np.abs(h[reach]).max())):
+        raise PartitionFunctionDivergedError(
+            f"a cycle through destination {destination} has a positive reward: Z(., {destination}) is infinite")
     w = np.zeros(mdp.n_transitions)
-    w[ok] = np.exp(np.minimum(logw[ok] + h[mdp.src[ok]] - h[mdp.dst[ok]], 0.0))
+    w[ok] = np.exp(np.minimum(exponent, 0.0))
     return _system(mdp, w, h, ordering)
 
 
@@ -220,7 +246,7 @@ def rescaled_solution(
     mdp: RouteMDP, logw: np.ndarray, destination: int, ordering: np.ndarray | None = None, max_rounds: int = 100,
     own_system: bool = False,
 ) -> tuple[LinearSystem, np.ndarray]:
-    """``(system, y)``: ``y`` ``(n,)`` in *state* order is ``Z(s, d) e^{h(s)}``, finite everywhere.
+    """``(system, y)``: ``y`` ``(n,)`` in *state* order is ``Z(s, d) e^{h(s)}`` (``h`` is ``system.h``), finite.
 
     Starts from the shortest-path potential and, while some reachable state's ``y``
     overflows, extends the exactly known ``log Z`` to a new potential (module docstring).
@@ -237,6 +263,7 @@ def rescaled_solution(
     for _ in range(max_rounds):
         try:
             system = rescaled_system(mdp, logw, d, ordering, h)
+            h = system.h
             e = np.zeros((mdp.n_states, 1))
             e[system.lu.inv[d], 0] = 1.0
             ys = system.lu.solve_internal(e)[:, 0][system.lu.inv]
@@ -349,12 +376,12 @@ def solve_destinations(
     rhs[d_i, np.arange(D)] = 1.0
     Z = system.lu.solve_internal(rhs) if D else rhs
     # Z overflows (rewards so positive that Z > 1e308) where a column is not finite: that
-    # column is rescaled too. A finite M[d, d] < 1 is a numerically singular I - W instead.
+    # column is rescaled too. M[d, d] = 1 + (loops through d) >= 1: a finite M[d, d] < 1 is a
+    # numerically singular I - W instead.
     overflow = np.asarray(~np.isfinite(Z).all(axis=0))
     diag = np.where(overflow, 1.0, Z[d_i, np.arange(D)])
     if np.any(~(diag >= 1.0 - 1e-9)):
         raise PartitionFunctionDivergedError("M[d, d] < 1 for some destination: I - W is numerically singular")
-    Z /= diag
     systems = [system]
     column_system = np.zeros(D, dtype=np.int64)
     # With rewards > 0 an underflowed intermediate Z can be multiplied back up into a needed entry
@@ -367,7 +394,61 @@ def solve_destinations(
                 rows = np.flatnonzero(states_reaching(mdp, destinations[k : k + 1]))
             if bool(overflow[k]) or (rows.size > 0 and bool(np.any(Z[inv[rows], k] < TINY))):
                 scaled, y = rescaled_solution(mdp, logw, int(destinations[k]), system.lu.perm)
-                Z[:, k] = y[system.lu.perm]  # y[d] = 1: the rescaled system has no transition out of d
+                Z[:, k] = y[system.lu.perm]
                 column_system[k] = len(systems)
                 systems.append(scaled)
     return DestinationBatch(destinations, Z, systems, column_system, inv)
+
+
+def reversed_mdp(mdp: RouteMDP) -> RouteMDP:
+    """The MDP with every transition reversed (same transition order): its ``Z(., a)`` is row ``a`` of ``M``.
+
+    ``(I - W^T)^-1 = M^T``, so the backward pass of the reversed graph gives rows of ``M``,
+    with its rescaling (potentials from ``a`` instead of to ``d``) for free.
+    """
+    return RouteMDP(mdp.n_states, mdp.dst, mdp.src, np.zeros((mdp.n_transitions, 1)))
+
+
+def log_rows(
+    mdp: RouteMDP,
+    logw: np.ndarray,
+    system: LinearSystem | None,
+    sources: np.ndarray,
+    ordering: np.ndarray | None = None,
+    reverse: RouteMDP | None = None,
+) -> np.ndarray:
+    """``(S, n)`` ``log M[a, d]`` for every source ``a`` in ``sources`` and every state ``d`` (``-inf``: unreachable).
+
+    One transposed solve per source with the global factorization; a row with an entry
+    that underflowed (below :data:`TINY` where ``d`` is reachable), overflowed, or that
+    rewards > 0 could have amplified, is computed again exactly in log space from the
+    reversed graph's rescaled system (:func:`rescaled_solution`). ``system=None`` (the whole
+    graph's ``I - W`` diverges) solves every row that way. ``reverse`` is
+    :func:`reversed_mdp` of ``mdp``, if the caller keeps one.
+    """
+    sources = np.asarray(sources, dtype=np.int64)
+    n = mdp.n_states
+    out = np.full((sources.size, n), -np.inf)
+    redo = np.ones(sources.size, dtype=bool)
+    amplified = bool(logw.size and np.max(logw) > 0)
+    if system is not None and not amplified:
+        E = np.zeros((n, sources.size))
+        E[sources, np.arange(sources.size)] = 1.0
+        rows = system.lu.solve(E, trans=True).T
+        for i, a in enumerate(sources.tolist()):
+            r = rows[i]
+            small = ~(r >= TINY)
+            if small.any() and np.any(states_reachable_from(mdp, np.array([a]))[small]):
+                continue  # an entry underflowed (or overflowed): exact row below
+            with np.errstate(divide="ignore"):
+                out[i] = np.log(np.maximum(r, 0.0))
+            redo[i] = False
+    if redo.any():
+        rev = reversed_mdp(mdp) if reverse is None else reverse
+        for i in np.flatnonzero(redo).tolist():
+            scaled, y = rescaled_solution(rev, logw, int(sources[i]), ordering, own_system=system is None)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = np.log(y) - scaled.h
+            row[~np.isfinite(scaled.h) | ~(y > 0)] = -np.inf
+            out[i] = row
+    return out

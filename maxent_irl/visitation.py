@@ -1,14 +1,11 @@
 """Forward pass: expected transition counts of trips, reusing the backward factorization.
 
-For destination ``d`` the model is the chain with ``d`` absorbing, i.e. ``W`` with
-row ``d`` removed (``W_-d``). Trips from origins ``o`` (counts ``c_o``) visit state
-``s`` ``x[s] * Z(s, d)`` times in expectation, where ``x = G^T u``,
-``G = (I - W_-d)^-1`` and ``u_o = c_o / Z(o, d)``. Since every one of the ``N``
-trips reaches ``d`` once, ``x[d] = N``, which turns the system into one with the
-*unmodified* matrix: ``x = M^T (u - N e_d) + N e_d`` with ``M = (I - W)^-1``. So the
-forward pass is one transposed solve per destination with the LU of the backward
-pass, and a transition ``j`` (leaving ``s != d``) is used
-``x[src_j] * w_j * Z(dst_j, d)`` times in expectation.
+With ``M = (I - W)^-1`` and ``Z(s, d) = M[s, d]`` (trips may pass their destination and
+end with a stop there, see :mod:`maxent_irl.soft_values`), the paths ``o -> d`` through
+state ``s`` weigh ``M[o, s] M[s, d]``. So trips from origins ``o`` (counts ``c_o``) visit
+``s`` ``x[s] * Z(s, d)`` times in expectation, with ``x = M^T u`` and
+``u_o = c_o / Z(o, d)``: one transposed solve per destination with the LU of the
+backward pass. A transition ``j`` is used ``x[src_j] * w_j * Z(dst_j, d)`` times.
 """
 
 from __future__ import annotations
@@ -41,7 +38,7 @@ def forward_pass(
 ) -> ForwardResult:
     """Expected counts summed over trips ``origins[k] -> batch.destinations[k]`` with multiplicities ``counts[k]``.
 
-    Trips whose origin is their destination use no transition and are ignored.
+    A trip whose origin is its destination stops at once or drives a loop back to it.
     """
     E = np.zeros(mdp.n_transitions)
     visits_i = np.zeros(mdp.n_states) if with_states else None
@@ -54,16 +51,10 @@ def forward_pass(
         if cols.size == 0 or system is None:
             continue
         R = np.zeros((mdp.n_states, cols.size), order="F")
-        totals = np.zeros(cols.size)
-        d_i = inv[batch.destinations[cols]]
         for i, k in enumerate(cols):
-            o = np.asarray(origins[k], dtype=np.int64)
+            o_i = inv[np.asarray(origins[k], dtype=np.int64)]
             c = np.asarray(counts[k], dtype=np.float64)
-            keep = o != batch.destinations[k]
-            o_i, c = inv[o[keep]], c[keep]
             np.add.at(R[:, i], o_i, c / batch.Z[o_i, k])
-            totals[i] = c.sum()
-        R[d_i, np.arange(cols.size)] -= totals
         to_sys = system.lu.inv[perm]  # a rescaled system may have its own internal order
         if np.array_equal(to_sys, np.arange(inv.size)):
             X = system.lu.solve_internal(R, trans=True)
@@ -71,13 +62,10 @@ def forward_pass(
             R_sys = np.empty_like(R)
             R_sys[to_sys] = R
             X = system.lu.solve_internal(R_sys, trans=True)[to_sys]
-        X[d_i, np.arange(cols.size)] = 0.0  # the trip ends at d: no transition leaves it
         acc = _sum_products(X, batch.Z, cols, src_i, dst_i)
         if visits_i is not None:
             visits_i += np.einsum("ij,ij->i", X, batch.Z[:, cols])
         E += system.w * acc
-        if visits_i is not None:
-            np.add.at(visits_i, d_i, totals)
     return ForwardResult(E, None if visits_i is None else visits_i[inv])
 
 

@@ -71,7 +71,9 @@ def _grid_trips(segment: float) -> tuple[RouteMDP, list[np.ndarray]]:
     theta = np.array([-9.0, -6.0, -1.0, -0.6, -3.0, segment])
     rng = np.random.default_rng(3)
     o, d = rng.integers(0, mdp.n_states, 200), rng.integers(0, mdp.n_states, 200)
-    return mdp, RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=4)
+    paths = RouteModel(mdp, theta).sample_trips(o[o != d], d[o != d], random_state=4)
+    # the action model ends a trip at its first arrival (it has no stop action): first-passage trips only
+    return mdp, [p for p in paths if not np.any(p[:-1] == p[-1])]
 
 
 def test_action_model_fit_label_bias_is_a_per_transition_bonus() -> None:

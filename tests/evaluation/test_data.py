@@ -54,8 +54,8 @@ def test_usable_paths_and_split() -> None:
 
     mdp = RouteMDP(3, np.array([0, 1, 1, 2]), np.array([1, 2, 0, 1]), np.ones((4, 1)))
     kept, dropped = usable_paths(mdp, [[0, 1, 2], [0], [0, 2], [1, 0, 1, 0], [0, 1]])
-    assert [p.tolist() for p in kept] == [[0, 1, 2], [0, 1]]
-    assert dropped == {"too_short": 1, "invalid": 1, "passes_destination": 1}
+    assert [p.tolist() for p in kept] == [[0, 1, 2], [1, 0, 1, 0], [0, 1]]  # passing the destination is fine
+    assert dropped == {"too_short": 1, "invalid": 1}
     train, test = split_train_test(10, 0.3, seed=0)
     assert len(test) == 3 and sorted(np.concatenate([train, test]).tolist()) == list(range(10))
     with pytest.raises(ValueError):

@@ -49,8 +49,11 @@ def test_next_transition_probabilities() -> None:
     for j, s, pj in zip(idx, nxt, p, strict=True):
         _, _, Zs, _ = brute_force(mdp, model.logw, int(s), 5)
         assert pj == pytest.approx(np.exp(model.logw[j]) * Zs / Z, rel=1e-9)
-    with pytest.raises(InvalidParameterError, match="arrived"):
-        model.next_transition_probs(5, 5)
+    # at the destination the driver may drive on, or stop with 1 / Z(d, d)
+    _, _, p_at = model.next_transition_probs(5, 5)
+    _, _, Z_dd, _ = brute_force(mdp, model.logw, 5, 5)
+    assert model.stop_probability(5) == pytest.approx(1 / Z_dd, rel=1e-9)
+    assert p_at.sum() + model.stop_probability(5) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_destination_posterior_matches_bayes_rule_by_enumeration() -> None:
@@ -69,8 +72,20 @@ def test_destination_posterior_matches_bayes_rule_by_enumeration() -> None:
         expected[i] = prior[i] * mass / Z
     expected /= expected.sum()
     np.testing.assert_allclose(post, expected, atol=1e-9)
-    assert post[candidates.tolist().index(4)] == 0.0  # the driver passed 4: the trip would have ended there
+    assert post[candidates.tolist().index(4)] > 0  # the driver passed 4, and may still come back to stop there
     assert post[candidates.tolist().index(1)] > 0  # at B = 1 now: still a possible destination
+    # the candidate rule is the whole-network posterior restricted to the candidates, renormalized
+    full_prior = np.full(mdp.n_states, 1e-3)
+    full_prior[candidates] = prior
+    everywhere = model.destination_posterior(partial, prior=full_prior)
+    assert everywhere.shape == (mdp.n_states,) and everywhere.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(everywhere[candidates] / everywhere[candidates].sum(), post, atol=1e-12)
+    # and it is Bayes' rule over every state, by enumeration
+    brute = np.zeros(mdp.n_states)
+    for d in range(mdp.n_states):
+        paths, weights, Z, _ = brute_force(mdp, model.logw, 3, d, max_len=26)
+        brute[d] = full_prior[d] * sum(w for p, w in zip(paths, weights, strict=True) if p[:3].tolist() == partial) / Z
+    np.testing.assert_allclose(everywhere, brute / brute.sum(), atol=1e-9)
 
 
 def test_destination_posterior_far_candidates_underflow_safely() -> None:

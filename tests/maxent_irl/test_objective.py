@@ -69,10 +69,17 @@ def test_fast_passes_agree_with_algorithm1() -> None:
     np.testing.assert_allclose(g, g1, rtol=1e-7, atol=1e-7)
 
 
-def test_trips_that_pass_their_destination_are_rejected() -> None:
+def test_trips_that_pass_their_destination_are_trips() -> None:
+    """Real drivers pass their final segment before they stop (around the block to park): such a path is scored by
+    the model like any other, with the same probability as by enumeration."""
     mdp = cyclic_mdp()
-    with pytest.raises(InvalidPathError, match="absorbing"):
-        make_trip_set(mdp, [[0, 1, 2, 0, 1, 2]])
+    model = RouteModel(mdp, -np.full(mdp.n_features, 1.5))
+    path = [0, 1, 2, 0, 1, 2]
+    trips = make_trip_set(mdp, [path])
+    assert trips.n_trips == 1 and trips.destinations.tolist() == [2]
+    paths, weights, Z, _ = brute_force(mdp, model.logw, 0, 2, max_len=28)
+    mass = sum(w for p, w in zip(paths, weights, strict=True) if p.tolist() == path)
+    assert model.path_log_prob([path])[0] == pytest.approx(np.log(mass / Z), abs=1e-9)
     with pytest.raises(InvalidPathError, match="path 1"):
         make_trip_set(mdp, [[0, 1], [0, 4]])
     with pytest.raises(InvalidPathError, match="no paths"):

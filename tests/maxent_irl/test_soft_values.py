@@ -38,12 +38,12 @@ def test_soft_bellman_residual_with_temperature_and_reference_policy() -> None:
         r = mdp.features @ theta
         for d in (0, 17, mdp.n_states - 1):
             V = model.soft_values(d)
-            # V(s) = alpha log sum_a pi0(a|s) exp((r_a + V(s')) / alpha) for s != d, V(d) = 0
+            # V(s) = alpha log (sum_a pi0(a|s) exp((r_a + V(s')) / alpha) + [s = d]): at d, the stop weighs 1
             terms = np.log(pi0) + (r + V[mdp.dst]) / alpha
             backup = np.full(mdp.n_states, -np.inf)
             np.logaddexp.at(backup, mdp.src, terms)
+            backup[d] = np.logaddexp(backup[d], 0.0)
             backup = alpha * backup
-            backup[d] = 0.0
             assert np.max(np.abs(backup - V)) <= 1e-9
 
 
@@ -117,20 +117,22 @@ def _two_way_line(n: int) -> RouteMDP:
 
 
 def _line_log_partition(n: int, cost_forward: float, cost_back: float) -> np.ndarray:
-    """Exact ``log Z(s, n - 1)`` on the two-way line, from ``Z(s) = a Z(s+1) + b Z(s-1)`` (ratios, no overflow)."""
+    """Exact ``log Z(s, n - 1)`` on the two-way line, from ``Z(s) = a Z(s+1) + b Z(s-1)`` and, at the destination,
+    ``Z(n-1) = 1 + b Z(n-2)`` (stop or drive on), by ratios (no overflow)."""
     a, b = np.exp(-cost_forward), np.exp(-cost_back)
     ratio = np.empty(n - 1)  # Z(s) / Z(s + 1)
     ratio[0] = a
     for s in range(1, n - 1):
         ratio[s] = a / (1.0 - b * ratio[s - 1])
-    return np.r_[np.cumsum(np.log(ratio)[::-1])[::-1], 0.0]
+    log_z_last = -np.log1p(-b * ratio[-1])
+    return np.r_[np.cumsum(np.log(ratio)[::-1])[::-1], 0.0] + log_z_last
 
 
 def _bellman_residual(mdp: RouteMDP, logw: np.ndarray, V: np.ndarray, d: int) -> float:
     terms = logw + V[mdp.dst]
     backup = np.full(mdp.n_states, -np.inf)
     np.logaddexp.at(backup, mdp.src, terms)
-    backup[d] = 0.0
+    backup[d] = np.logaddexp(backup[d], 0.0)  # the stop at d weighs 1
     return float(np.max(np.abs(backup - V) / np.maximum(1.0, np.abs(V))))
 
 
@@ -187,16 +189,23 @@ def test_gradient_on_a_long_route_matches_finite_differences() -> None:
         assert fd == pytest.approx(grad[i], rel=1e-6)
 
 
-def test_a_rewarding_loop_through_the_destination_is_never_driven() -> None:
-    """0 -> 1 -> 2 = d, and 2 -> 1 pays +2: the loop 1 -> 2 -> 1 gains, but trips end at 2, so Z(0, 2) = e^-2."""
+def test_a_loop_through_the_destination_is_part_of_the_trip() -> None:
+    """0 -> 1 -> 2 = d, and 2 -> 1 back: a driver may pass d, loop back and stop at the second arrival.
+
+    With costs 1 per step, Z(0, 2) = e^-2 / (1 - e^-2) (any number of loops), and the driver at d stops with
+    probability 1 / Z(2, 2) = 1 - e^-2. When the loop pays, the trip could drive it for ever: Z is infinite.
+    """
     mdp = RouteMDP(3, np.array([0, 1, 2]), np.array([1, 2, 1]), np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
-    model = RouteModel(mdp, np.array([-1.0, 2.0]))
-    assert model.log_partition(0, 2) == pytest.approx(-2.0, abs=1e-12)
+    model = RouteModel(mdp, np.array([-1.0, -1.0]))
+    loop = np.exp(-2.0)
+    assert model.log_partition(0, 2) == pytest.approx(-2.0 - np.log1p(-loop), abs=1e-12)
+    assert model.stop_probability(2) == pytest.approx(1 - loop, abs=1e-12)
     assert model.most_likely_path(0, 2).tolist() == [0, 1, 2]
     visits = model.expected_visits(0, 2)
-    np.testing.assert_allclose(visits.states, [1.0, 1.0, 1.0], atol=1e-12)
-    # towards 1 the loop is cut at 1 instead: every destination has a finite Z
-    np.testing.assert_allclose(model.log_partition(np.array([0, 2]), 1), [-1.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(visits.states, [1.0, 1 / (1 - loop), 1 / (1 - loop)], atol=1e-12)
+    assert model.path_log_prob([[0, 1, 2, 1, 2]])[0] == pytest.approx(-4.0 + np.log1p(-loop) + 2.0, abs=1e-12)
+    with pytest.raises(PartitionFunctionDivergedError):
+        RouteModel(mdp, np.array([-1.0, 2.0])).log_partition(0, 2)
 
 
 def _with_dead_end_loop(mdp: RouteMDP) -> RouteMDP:
@@ -223,6 +232,8 @@ def test_a_loop_no_route_can_use_does_not_make_z_infinite() -> None:
     post = model.destination_posterior(np.array([0, 1]), np.arange(2, base.n_states))
     np.testing.assert_allclose(post, ref_model.destination_posterior(np.array([0, 1]), np.arange(2, base.n_states)),
                                atol=1e-10)
+    with pytest.raises(PartitionFunctionDivergedError, match="every segment"):  # the loop's own Z is infinite
+        model.destination_posterior(np.array([0, 1]))
     # learning: the loop changes nothing, so the fit is the loop-free graph's
     from maxent_irl import MaxEntIRL
 
@@ -284,19 +295,29 @@ def test_long_route_where_steps_towards_the_destination_pay() -> None:
     mdp = _two_way_line(n)
     model = RouteModel(mdp, np.array([-3.0, 1.0]))  # forward (away from d = 0) costs 3, backward pays 1
     ref = _line_log_partition(n, -1.0, 3.0)[::-1]  # the mirrored line: log Z(s, 0)
-    assert ref[-1] == pytest.approx(14110.5558, abs=1e-3)
+    assert ref[-1] == pytest.approx(14110.5558 + 0.1760, abs=1e-3)  # + log Z(d, d): the loops through d
     np.testing.assert_allclose(model.log_partition(np.arange(n), 0), ref, rtol=1e-12)
 
 
-def test_learning_through_a_loop_that_only_passes_destinations() -> None:
-    """Trips end at 1; the loop 1 -> 3 -> 1 gains at theta > 0 but is never driven: the MLE is log 4 (4 of 5 trips)."""
+def test_learning_with_a_loop_through_the_destination() -> None:
+    """Trips end at 1; every transition weighs w = e^theta and the loop 1 -> 3 -> 1 may be driven before stopping.
+
+    Z(0, 1) = (w + w^2) / (1 - w^2) = w / (1 - w), so P(0, 2, 1) = w (1 - w) and P(0, 1) = 1 - w: with 4 and 1
+    such trips the likelihood w^4 (1 - w)^5 peaks at w = 4/9 (not at the absorbing model's 4, where the loop
+    is cut). One trip drives the loop; it counts like any other.
+    """
     from maxent_irl import MaxEntIRL
 
     mdp = RouteMDP(4, np.array([0, 0, 2, 1, 3]), np.array([1, 2, 1, 3, 1]), np.ones((5, 1)))
     paths = [[0, 2, 1]] * 4 + [[0, 1]]
     est = MaxEntIRL().fit(mdp, paths)
-    assert est.theta_[0] == pytest.approx(np.log(4.0), abs=1e-4)
-    assert est.log_likelihood_ == pytest.approx(4 * np.log(0.8) + np.log(0.2), abs=1e-6)
+    assert est.theta_[0] == pytest.approx(np.log(4 / 9), abs=1e-4)
+    assert est.log_likelihood_ == pytest.approx(4 * np.log(4 / 9) + 5 * np.log(5 / 9), abs=1e-6)
+    # a trip that loops through its destination before it stops: w^4 (1 - w) / (w (1 - w)) ... by the formula
+    looped = [[0, 1, 3, 1]] + [[0, 2, 1]] * 3 + [[0, 1]]
+    est = MaxEntIRL().fit(mdp, looped)
+    # P(0,1,3,1) = w^3 / M = w^2 (1 - w); likelihood w^2 (1-w) * w^3 (1-w)^3 * (1-w) = w^5 (1-w)^5: w = 1/2
+    assert est.theta_[0] == pytest.approx(np.log(0.5), abs=1e-4)
 
 
 def test_an_underflowed_detour_multiplied_back_up_by_rewards() -> None:

@@ -26,7 +26,7 @@ def test_expected_visits_match_brute_force(make) -> None:
         for p, w in zip(paths, weights, strict=True):
             np.add.at(state_visits, p, w / Z)
         np.testing.assert_allclose(visits.states, state_visits, atol=1e-9)
-        assert visits.states[d] == pytest.approx(1.0)  # every trip arrives once
+        assert visits.states[d] >= 1.0 - 1e-12  # every trip arrives, and may pass its destination before it stops
 
 
 @pytest.mark.parametrize("seed", range(6))
