@@ -135,7 +135,7 @@ class Runtime:
             if active is None:
                 self.predictor = None
                 return
-            trips_key = self.storage.trips.version(self.fingerprint)
+            trips_key = self.storage.trips.version()
             model_changed = current is None or current.version != active or force
             if not model_changed and trips_key == self._trips_key:
                 return

@@ -120,6 +120,10 @@ class RejectedTrip(BaseModel):
     message: str
 
 
+class DeletedOut(BaseModel):
+    deleted: int = Field(description="Trips deleted.")
+
+
 class IngestOut(BaseModel):
     accepted: list[AcceptedTrip]
     rejected: list[RejectedTrip]
@@ -132,6 +136,8 @@ class TripSummary(BaseModel):
     trace_id: str | None
     source: str
     created_at: str
+    tag: str | None
+    start_time: float | None = Field(description="UNIX seconds of the first GPS fix (null without times).")
     n_points: int
     n_segments: int
     origin_segment: SegmentId | None
@@ -139,13 +145,37 @@ class TripSummary(BaseModel):
 
 
 # --- training / models / jobs ---------------------------------------------------------------------
+TagName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                                description="A label given at upload: letters, digits and . _ : -")]
+
+
+class TripSelectionIn(_In):
+    """Which stored trips to train on; every criterion given must hold (omit one for 'any')."""
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        None, max_length=100_000, description="These trips (ids of GET /v1/trajectories).")
+    tags: list[TagName] | None = Field(None, max_length=100, description="Trips uploaded with one of these tags.")
+    since: datetime | float | None = Field(
+        None, description="Trips that started at or after this time (ISO 8601 or UNIX seconds; trips without GPS "
+        "times count from their upload).")
+    until: datetime | float | None = Field(None, description="Trips that started before this time.")
+
+    def as_options(self) -> dict[str, Any]:
+        def seconds(t: datetime | float | None) -> float | None:
+            return None if t is None else t.timestamp() if isinstance(t, datetime) else float(t)
+
+        return {"ids": self.ids, "tags": self.tags, "since": seconds(self.since), "until": seconds(self.until)}
+
+
 class TrainRequest(_In):
     """Options of a training job; every field has a default, so ``{}`` is a valid body."""
 
     features: list[str] | None = Field(
         None, min_length=1, description="Subset of the network's features to learn weights for (default: all)."
     )
-    regularization: float = Field(0.0, ge=0.0, le=1e6, description="L2 penalty on the weights.")
+    trips: TripSelectionIn | None = Field(None, description="Train on these stored trips only (default: all).")
+    regularization: float | None = Field(
+        None, ge=0.0, le=1e6, description="L2 penalty on the weights (default ROUTEIRL_DEFAULT_REGULARIZATION).")
     l1: float = Field(0.0, ge=0.0, le=1e6, description="L1 penalty on the weights (sparse models).")
     heldout_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of trips kept out for metrics.")
     max_iter: int | None = Field(None, ge=1, le=10_000, description="Optimizer iterations (default from settings).")
@@ -165,7 +195,7 @@ class JobProgress(BaseModel):
 class JobOut(BaseModel):
     id: int
     kind: str
-    status: Literal["queued", "running", "succeeded", "failed", "interrupted"]
+    status: Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
     options: dict[str, Any]
     progress: JobProgress | None
     error: str | None
@@ -176,6 +206,16 @@ class JobOut(BaseModel):
     links: dict[str, str]
 
 
+class FeatureWeight(BaseModel):
+    name: str
+    status: Literal["learned", "absent", "not_trained"] = Field(
+        description="learned; absent: no training trip used it, so it was left out of the fit (weight 0); "
+        "not_trained: excluded by the job's `features` option.")
+    weight: float | None = Field(description="Reward per unit of the feature (negative = a cost); null unless learned.")
+    standard_error: float | None = Field(description="Standard error of the weight; null unless known and finite.")
+    seconds: float | None = Field(description="The weight as equivalent seconds of driving (per km for km_*).")
+
+
 class ModelOut(BaseModel):
     id: int
     active: bool
@@ -183,6 +223,7 @@ class ModelOut(BaseModel):
     created_at: str
     job_id: int | None
     weights: dict[str, float] = Field(description="Learned weight per feature (reward = weights . features).")
+    features: list[FeatureWeight] = Field(description="Every feature of the network: weight, standard error, status.")
     seconds_per_km: dict[str, float] | None = Field(
         None, description="The weights as equivalent seconds of driving (per km for per-km features)."
     )

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # --- training ----------------------------------------------------------------------------
     min_training_trips: int = Field(5, ge=1, description="Fewest stored trips a training job accepts (409 below).")
     max_iter: int = Field(200, ge=1, description="Default maximum optimizer iterations of a training job.")
+    default_regularization: float = Field(
+        1e-3,
+        ge=0,
+        description="L2 penalty of a training job that gives none, on the per-trip mean log-likelihood: small enough "
+        "to leave well-supported weights as they are, large enough to keep weakly supported ones finite.",
+    )
     demo: Literal["auto", "always", "never"] = Field(
         "auto",
         description="Train a demo model from simulated trips when the database has no trips and no model: "

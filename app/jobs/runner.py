@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.settings import Settings
-from app.storage import FAILED, INTERRUPTED, JobRecord, Storage
+from app.storage import FAILED, FINAL_STATUSES, INTERRUPTED, JobRecord, Storage
 
 __all__ = ["JobRunner", "JobsLock", "stop_orphaned_worker"]
 
@@ -197,10 +197,20 @@ class JobRunner:
             self.on_tick()  # first: it may retire this runner (shutdown)
         with self._lock:
             self._reap()
+            self._stop_cancelled()
             if self._proc is None and not self._stop.is_set() and self.try_lead():
                 job = self.storage.jobs.next_queued()
                 if job is not None:
                     self._launch(job)
+
+    def _stop_cancelled(self) -> None:
+        """Terminate the running worker if its job was made final meanwhile (cancelled by a client)."""
+        if self._proc is None or self._job_id is None or self._proc.poll() is not None:
+            return
+        job = self.storage.jobs.get(self._job_id)
+        if job is not None and job.status in FINAL_STATUSES:
+            log.info("job %d is %s: stopping its worker (pid %d)", job.id, job.status, self._proc.pid)
+            self._proc.send_signal(signal.SIGTERM)
 
     def _reap(self) -> None:
         if self._proc is None:

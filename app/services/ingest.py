@@ -37,7 +37,7 @@ def _rejection(piece: _Piece, reason: str, message: str) -> dict[str, Any]:
     return {"trace_id": piece.trace.trace_id, "index": piece.index, "reason": reason, "message": message}
 
 
-def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool) -> dict[str, Any]:
+def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str | None = None) -> dict[str, Any]:
     """Split, clean, match and store ``traces``; the ``IngestOut`` answer. CPU-bound: call it off the event loop."""
     pieces = [_Piece(i, t) for i, t in enumerate(traces)]
     if split:
@@ -70,7 +70,7 @@ def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool) -> dict[s
     new = [
         NewTrip(points=np.round(p.trace.points, 7).tolist(),
                 times=None if p.trace.times is None else [float(t) for t in p.trace.times],
-                path=[int(s) for s in result.states], trace_id=p.trace.trace_id)
+                path=[int(s) for s in result.states], trace_id=p.trace.trace_id, tag=tag)
         for p, result in accepted
     ]
     ids = rt.storage.trips.insert(rt.fingerprint, new) if new else []

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from app.schemas import TrainRequest
 from app.services.errors import ConflictError, InvalidInputError, NoActiveModelError, NotFoundError
-from app.storage import JobRecord, ModelRecord
+from app.services.training import selection_from_options
+from app.storage import CANCELLED, FINAL_STATUSES, JobRecord, ModelRecord
 from maxent_irl.roads import weights_as_seconds
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
-__all__ = ["activate", "get_job", "get_model", "job_view", "model_view", "start_training"]
+__all__ = ["activate", "cancel_job", "get_job", "get_model", "job_view", "model_out", "model_view", "start_training"]
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,12 @@ def job_view(job: JobRecord) -> dict[str, Any]:
             "finished_at": job.finished_at, "links": links}
 
 
-def model_view(record: ModelRecord) -> dict[str, Any]:
-    """A model as the API shows it (``ModelOut``): weights, and the same in seconds where the roads layer can."""
+def model_view(record: ModelRecord, network_features: list[str] | None = None) -> dict[str, Any]:
+    """A model as the API shows it (``ModelOut``): weights, standard errors, and seconds where the roads layer can.
+
+    ``network_features``: every feature of the network, so those the model has no weight for
+    are listed too (``absent``: no training trip used them; ``not_trained``: not asked for).
+    """
     weights = dict(zip(record.feature_names, record.theta, strict=True))
     seconds: dict[str, float] | None
     try:
@@ -39,10 +44,23 @@ def model_view(record: ModelRecord) -> dict[str, Any]:
     except ValueError:  # features the roads layer cannot express in seconds (no anchor road)
         log.debug("no seconds-per-km view of model %d", record.id, exc_info=True)
         seconds = None
+    se = record.metrics.get("standard_errors") or {}
+    absent = set(record.metrics.get("absent_features") or [])
+    features = []
+    for name in network_features or record.feature_names:
+        status = "learned" if name in weights else "absent" if name in absent else "not_trained"
+        features.append({"name": name, "status": status, "weight": weights.get(name),
+                         "standard_error": se.get(name) if name in weights else None,
+                         "seconds": None if seconds is None or name not in weights else seconds.get(name)})
     return {"id": record.id, "active": record.active,
             "network": {"name": record.network_name, "fingerprint": record.network}, "created_at": record.created_at,
-            "job_id": record.job_id, "weights": weights, "seconds_per_km": seconds, "options": record.options,
-            "metrics": record.metrics}
+            "job_id": record.job_id, "weights": weights, "features": features, "seconds_per_km": seconds,
+            "options": record.options, "metrics": record.metrics}
+
+
+def model_out(rt: Runtime, record: ModelRecord) -> dict[str, Any]:
+    """:func:`model_view` with every feature of the network the model was trained on, when it is the service's."""
+    return model_view(record, list(rt.net.mdp.feature_names) if record.network == rt.fingerprint else None)
 
 
 def get_model(rt: Runtime, model_id: int | None) -> ModelRecord:
@@ -75,16 +93,30 @@ def start_training(rt: Runtime, request: TrainRequest) -> JobRecord:
             raise InvalidInputError(
                 f"unknown or repeated features {unknown or request.features}; the network has {list(names)}",
                 {"unknown": unknown, "available": list(names)}, "unknown_feature")
-    n_trips = rt.storage.trips.count(rt.fingerprint)
+    options = request.model_dump(exclude={"trips"})
+    options["trips"] = None if request.trips is None else request.trips.as_options()
+    n_trips = rt.storage.trips.count_selected(rt.fingerprint, selection_from_options(options))
     if n_trips < rt.settings.min_training_trips:
+        what = "selected" if request.trips is not None else "stored"
         raise ConflictError(
-            f"{n_trips} trips are stored for this network; training needs at least {rt.settings.min_training_trips}",
+            f"{n_trips} trips are {what} for this network; training needs at least {rt.settings.min_training_trips}",
             {"trips": n_trips, "min_training_trips": rt.settings.min_training_trips}, "not_enough_trips")
-    options = request.model_dump()
     options["max_iter"] = request.max_iter or rt.settings.max_iter
+    if options["regularization"] is None:
+        options["regularization"] = rt.settings.default_regularization
     job = rt.storage.jobs.create("train", rt.fingerprint, options)
     rt.jobs.wake()
     return job
+
+
+def cancel_job(rt: Runtime, job_id: int) -> JobRecord:
+    """Cancel a queued or running job (a running worker is stopped within a second); a final job stays as it is."""
+    job = get_job(rt, job_id)
+    if job.status in FINAL_STATUSES:
+        raise ConflictError(f"job {job_id} is already {job.status}", {"status": job.status}, "job_finished")
+    rt.storage.jobs.finish(job_id, CANCELLED, error="cancelled by a client")
+    rt.jobs.wake()  # the runner stops the worker at its next tick
+    return get_job(rt, job_id)
 
 
 def activate(rt: Runtime, model_id: int) -> ModelRecord:

@@ -38,8 +38,9 @@ class Candidates:
 
     @classmethod
     def build(cls, net: RoadNetwork, dest_counts: list[tuple[int, int]]) -> Candidates:
-        states = np.array([s for s, _ in dest_counts], dtype=np.int64)
-        counts = np.array([c for _, c in dest_counts], dtype=np.float64)
+        valid = [(s, c) for s, c in dest_counts if 0 <= s < net.n_states]  # a damaged record names no segment
+        states = np.array([s for s, _ in valid], dtype=np.int64)
+        counts = np.array([c for _, c in valid], dtype=np.float64)
         prior = (counts + 1.0) / (counts + 1.0).sum() if states.size else counts
         return cls(
             states=states,

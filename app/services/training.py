@@ -1,9 +1,16 @@
-"""Running one training job: read the trips, fit, score on held-out trips, store and activate the model.
+"""Running one training job: read the trips, set aside what cannot be used, fit, score, store and activate.
 
 :func:`run_job` runs in the worker process (:mod:`app.jobs.worker`), so a crash cannot take
 the API down: the job is then marked failed and the previous model stays active, because a
 model is only written and activated in the job's last, single transaction
 (:meth:`~app.storage.JobStore.complete_training`).
+
+No single trip can block training: a stored trip the model cannot use is set aside with a
+reason and named by its id in the job's result (:func:`screen_trips`). Weights are
+identified: a feature no training trip uses is left out of the fit and reported as absent
+(:func:`used_features`), a small default L2 penalty keeps weakly identified weights finite,
+and each learned weight comes with its standard error (observed information of the
+penalized likelihood).
 
 A ``demo`` job first simulates trips on the network (if none are stored yet), so a fresh
 service on the embedded network answers queries without any upload.
@@ -11,31 +18,101 @@ service on the embedded network answers queries without any upload.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from app.services.network import load_network
 from app.settings import Settings
-from app.storage import FAILED, RUNNING, NewTrip, Storage
-from maxent_irl import FitProgress, MaxEntIRL, RouteModel
+from app.storage import FAILED, RUNNING, NewTrip, Storage, TripSelection
+from maxent_irl import FitProgress, InvalidPathError, MaxEntIRL, RouteMDP, RouteModel
 from maxent_irl.model_selection import train_test_split
 from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
+from maxent_irl.uncertainty import covariance, information_matrix
 
-__all__ = ["JobAbortedError", "run_job"]
+__all__ = ["JobAbortedError", "ScreenedTrips", "run_job", "screen_trips", "selection_from_options", "used_features"]
 
 log = logging.getLogger(__name__)
 
 #: Minimum seconds between two progress writes (each one is an fsynced transaction).
 PROGRESS_EVERY_S = 0.2
+#: Seconds between two checks whether the job was cancelled (a read).
+CANCEL_CHECK_S = 1.0
+#: Set-aside trips named one by one in the job's result (all of them are counted).
+MAX_NAMED_SET_ASIDE = 200
 
 
 class JobAbortedError(Exception):
-    """The job must stop: its API process died or the job was marked final elsewhere."""
+    """The job must stop: its API process died or the job was marked final elsewhere (e.g. cancelled)."""
+
+
+@dataclass
+class ScreenedTrips:
+    """The trips a fit can use, and those set aside with a reason (``{id, reason, message}`` each)."""
+
+    ids: list[int] = field(default_factory=list)
+    paths: list[np.ndarray] = field(default_factory=list)
+    set_aside: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """For the job's result: how many were used, how many set aside by reason, and which (capped)."""
+        reasons: dict[str, int] = {}
+        for t in self.set_aside:
+            reasons[t["reason"]] = reasons.get(t["reason"], 0) + 1
+        digest = hashlib.sha256(",".join(map(str, sorted(self.ids))).encode()).hexdigest()
+        return {"used": len(self.ids), "used_ids_sha256": digest, "set_aside": len(self.set_aside),
+                "set_aside_by_reason": reasons, "set_aside_trips": self.set_aside[:MAX_NAMED_SET_ASIDE]}
+
+
+def screen_trips(mdp: RouteMDP, ids: list[int], paths: list[list[int]]) -> ScreenedTrips:
+    """Keep the paths the likelihood can score; set the others aside, each with its trip id and a reason.
+
+    ``too_short``: a single segment (no route to learn from); ``invalid_path``: a state or a
+    turn the network does not have (e.g. a turn a restriction now forbids).
+    """
+    out = ScreenedTrips()
+    for trip_id, raw in zip(ids, paths, strict=True):
+        path = np.asarray(raw, dtype=np.int64)
+        if path.size < 2:
+            out.set_aside.append({"id": trip_id, "reason": "too_short", "message": "the matched path has one segment"})
+            continue
+        try:
+            mdp.transition_indices(path)
+        except InvalidPathError as exc:
+            out.set_aside.append({"id": trip_id, "reason": "invalid_path", "message": str(exc)})
+            continue
+        out.ids.append(trip_id)
+        out.paths.append(path)
+    return out
+
+
+def used_features(mdp: RouteMDP, paths: list[np.ndarray]) -> list[str]:
+    """Names of the features that some transition of ``paths`` has (nonzero): the identifiable ones.
+
+    A feature no trip uses has no data behind its weight; maximum likelihood would push it
+    to minus infinity (one such weight once reached -5,259), so it is left out of the fit.
+    """
+    used = np.zeros(mdp.n_features, dtype=bool)
+    for path in paths:
+        used |= np.any(mdp.features[mdp.transition_indices(path)] != 0, axis=0)
+    return [name for name, u in zip(mdp.feature_names, used, strict=True) if u]
+
+
+def selection_from_options(options: dict[str, Any]) -> TripSelection | None:
+    """The job's ``trips`` option (ids, tags, since, until) as a storage selection."""
+    sel = options.get("trips")
+    if not sel:
+        return None
+    return TripSelection(
+        ids=None if sel.get("ids") is None else tuple(int(i) for i in sel["ids"]),
+        tags=None if sel.get("tags") is None else tuple(str(t) for t in sel["tags"]),
+        since=sel.get("since"), until=sel.get("until"))
 
 
 def _finite(x: float | None) -> float | None:
@@ -103,14 +180,19 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         log.error("job %s is not running (status %s); nothing to do", job_id, job and job.status)
         return 2
     t0 = time.monotonic()
-    last_write = 0.0
+    last_write, last_check = 0.0, time.monotonic()
     progress: dict[str, Any] = {"stage": "loading network", "elapsed_s": 0.0}
 
     def write_progress(force: bool = False) -> None:
-        nonlocal last_write
+        nonlocal last_write, last_check
         now = time.monotonic()
         if parent_pid is not None and os.getppid() != parent_pid:
             raise JobAbortedError("the API process that started this worker is gone")
+        if now - last_check >= CANCEL_CHECK_S:
+            last_check = now
+            current = storage.jobs.get(job_id)
+            if current is None or current.status != RUNNING:
+                raise JobAbortedError(f"the job is {current.status if current else 'gone'}")
         if force or now - last_write >= PROGRESS_EVERY_S:
             progress["elapsed_s"] = round(now - t0, 3)
             storage.jobs.update_progress(job_id, progress)
@@ -134,56 +216,59 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
 
         progress["stage"] = "reading trips"
         write_progress(force=True)
-        trip_ids, paths = storage.trips.paths(net.fingerprint)
-        if len(trip_ids) < settings.min_training_trips:
-            raise ValueError(f"{len(trip_ids)} stored trips; training needs at least {settings.min_training_trips}")
-        mdp = net.mdp.select_features(options.get("features"))
-        arrays = [np.asarray(p, dtype=np.int64) for p in paths]
-        train_idx, held_idx = train_test_split(len(arrays), float(options.get("heldout_fraction", 0.2)),
+        trip_ids, paths = storage.trips.paths(net.fingerprint, selection_from_options(options))
+        asked = net.mdp.select_features(options.get("features"))
+        trips = screen_trips(asked, trip_ids, paths)
+        if len(trips.ids) < settings.min_training_trips:
+            raise ValueError(f"{len(trips.ids)} usable trips ({len(trip_ids)} selected, {len(trips.set_aside)} set "
+                             f"aside); training needs at least {settings.min_training_trips}")
+        train_idx, held_idx = train_test_split(len(trips.ids), float(options.get("heldout_fraction", 0.2)),
                                                int(options.get("seed", 0)))
-        train = [arrays[i] for i in train_idx]
-        held = [arrays[i] for i in held_idx]
+        train = [trips.paths[i] for i in train_idx]
+        held = [trips.paths[i] for i in held_idx]
+        learned = used_features(asked, train)
+        absent = [n for n in asked.feature_names if n not in learned]
+        mdp = asked.select_features(learned)
 
         def callback(p: FitProgress) -> None:
-            progress.update(
-                stage="fitting",
-                iteration=int(p.iteration),
-                log_likelihood=_finite(p.log_likelihood),
-                grad_norm=_finite(p.grad_norm),
-            )
+            progress.update(stage="fitting", iteration=int(p.iteration), log_likelihood=_finite(p.log_likelihood),
+                            grad_norm=_finite(p.grad_norm))
             write_progress()
 
-        progress.update(stage="fitting", n_train=len(train), n_heldout=len(held))
+        progress.update(stage="fitting", n_train=len(train), n_heldout=len(held), n_set_aside=len(trips.set_aside))
         write_progress(force=True)
-        est = MaxEntIRL(
-            l1=float(options.get("l1", 0.0)),
-            l2=float(options.get("regularization", 0.0)),
-            max_iter=int(options.get("max_iter") or settings.max_iter),
-            callback=callback,
-        ).fit(mdp, train)
-        progress.update(stage="evaluating", iteration=int(est.n_iter_), log_likelihood=_finite(est.log_likelihood_))
+        l2 = float(options.get("regularization", settings.default_regularization))
+        est = MaxEntIRL(l1=float(options.get("l1", 0.0)), l2=l2,
+                        max_iter=int(options.get("max_iter") or settings.max_iter), callback=callback).fit(mdp, train)
+        progress.update(stage="standard errors", iteration=int(est.n_iter_),
+                        log_likelihood=_finite(est.log_likelihood_))
+        write_progress(force=True)
+        se = _standard_errors(mdp, train, est, l2, lambda _: write_progress())
+        progress.update(stage="evaluating")
         write_progress(force=True)
         metrics = {
             "train": _path_metrics(est.model_, train),
             "heldout": {**_path_metrics(est.model_, held), **_route_metrics(est.model_, held)},
+            "trips": trips.summary(),
+            "absent_features": absent,
+            "standard_errors": {n: _finite(v) for n, v in zip(mdp.feature_names, se, strict=True)},
+            "regularization": l2,
             "n_iter": int(est.n_iter_),
+            "converged": bool(est.converged_),
             "fit_seconds": round(time.monotonic() - t0, 3),
             **extra_metrics,
         }
         model_id = storage.jobs.complete_training(
-            job_id,
-            network_name=str(net.name),
-            feature_names=mdp.feature_names,
-            theta=[float(x) for x in est.theta_],
-            options=options,
-            metrics=metrics,
+            job_id, network_name=str(net.name), feature_names=mdp.feature_names,
+            theta=[float(x) for x in est.theta_], options=options, metrics=metrics,
             activate=bool(options.get("activate", True)),
         )
         if model_id is None:
             raise JobAbortedError("the job was marked final while training; the model was discarded")
         progress["stage"] = "done"
         storage.jobs.update_progress(job_id, {**progress, "elapsed_s": round(time.monotonic() - t0, 3)})
-        log.info("job %d: model %d trained in %.1f s", job_id, model_id, time.monotonic() - t0)
+        log.info("job %d: model %d trained in %.1f s (%d trips, %d set aside, absent features %s)", job_id,
+                 model_id, time.monotonic() - t0, len(train), len(trips.set_aside), absent or "none")
         return 0
     except JobAbortedError as exc:
         log.warning("job %d aborted: %s", job_id, exc)
@@ -195,3 +280,16 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         return 0
     finally:
         storage.close()
+
+
+def _standard_errors(mdp: RouteMDP, train: list[np.ndarray], est: MaxEntIRL, l2: float,
+                     tick: Any) -> np.ndarray:
+    """``(k,)`` standard errors of the weights: the inverse observed information of the penalized likelihood.
+
+    The information is the Hessian of the exact log-likelihood by central differences of its
+    gradient (2 k gradient evaluations), plus the penalty's ``N l2 I``; ``inf`` where a
+    direction is not identified.
+    """
+    info = information_matrix(mdp, train, est.theta_, ordering=est.model_.ordering, callback=tick)
+    info = info + len(train) * l2 * np.eye(mdp.n_features)
+    return np.sqrt(np.clip(np.diag(covariance(info)), 0.0, np.inf))

@@ -15,6 +15,7 @@ from app.storage.database import SCHEMA_VERSION, Database, NotADatabaseError
 from app.storage.jobs import JobStore
 from app.storage.models import ModelStore
 from app.storage.records import (
+    CANCELLED,
     FAILED,
     FINAL_STATUSES,
     INTERRUPTED,
@@ -26,15 +27,15 @@ from app.storage.records import (
     ModelRecord,
     NewTrip,
     TripRecord,
+    TripSelection,
     utcnow,
 )
 from app.storage.trips import TripStore
 
 __all__ = [
-    "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_STATUSES", "QUEUED", "RUNNING", "SCHEMA_VERSION", "SUCCEEDED",
-    "Database", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip", "NotADatabaseError", "Storage",
-    "TripRecord",
-    "TripStore", "utcnow",
+    "CANCELLED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_STATUSES", "QUEUED", "RUNNING", "SCHEMA_VERSION",
+    "SUCCEEDED", "Database", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip", "NotADatabaseError",
+    "Storage", "TripRecord", "TripSelection", "TripStore", "utcnow",
 ]
 
 

@@ -30,7 +30,7 @@ __all__ = ["SCHEMA_VERSION", "Database", "NotADatabaseError", "dumps"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trips (
@@ -44,10 +44,18 @@ CREATE TABLE IF NOT EXISTS trips (
     times       TEXT,                        -- JSON [seconds, ...] or NULL
     path        TEXT    NOT NULL,            -- JSON [state, ...] map-matched path
     origin      INTEGER NOT NULL,
-    destination INTEGER NOT NULL
+    destination INTEGER NOT NULL,
+    tag         TEXT,                        -- a label given at upload, to select trips for training
+    start_time  REAL                         -- UNIX seconds of the first GPS fix, NULL without times
 );
 CREATE INDEX IF NOT EXISTS trips_by_network ON trips (network, id);
 CREATE INDEX IF NOT EXISTS trips_by_destination ON trips (network, destination);
+CREATE INDEX IF NOT EXISTS trips_by_tag ON trips (network, tag);
+
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,                  -- 'trips': bumped by every insert or delete of trips
+    value INTEGER NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,6 +92,17 @@ CREATE TABLE IF NOT EXISTS active_model (
 );
 """
 
+#: Steps from one schema version to the next, run in the same transaction as the version bump.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE trips ADD COLUMN tag TEXT;
+ALTER TABLE trips ADD COLUMN start_time REAL;
+UPDATE trips SET start_time = json_extract(times, '$[0]') WHERE times IS NOT NULL;
+CREATE INDEX IF NOT EXISTS trips_by_tag ON trips (network, tag);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+""",
+}
+
 
 class NotADatabaseError(ValueError):
     """The file is not SQLite, or not a routeirl database (a reader opened it read-only)."""
@@ -119,8 +138,35 @@ class Database:
                 raise NotADatabaseError(f"{self.path} is not a routeirl database (no trips table)")
             return
         _create_private(self.path)
-        # executescript commits on its own, so the script carries its own transaction.
-        self.con.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        self._create_or_migrate()
+
+    def _create_or_migrate(self) -> None:
+        """Create the schema on a new file, or bring an older one up to :data:`SCHEMA_VERSION`.
+
+        Under one write lock, so two processes starting on the same file do it once. A file
+        from a newer version is refused rather than misread.
+        """
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(con.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if version > SCHEMA_VERSION:
+                raise NotADatabaseError(f"{self.path} has schema version {version}; this routeirl reads up to "
+                                        f"{SCHEMA_VERSION} (a newer routeirl wrote it)")
+            if "trips" in tables:
+                for step in range(max(version, 1), SCHEMA_VERSION):
+                    log.info("migrating %s from schema version %d to %d", self.path, step, step + 1)
+                    for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                        con.execute(statement)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                if not statement.strip().startswith("--"):
+                    con.execute(statement)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
 
     # --- connections ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:

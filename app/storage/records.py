@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FINAL_STATUSES", "JOB_STATUSES", "JobRecord", "ModelRecord", "NewTrip", "TripRecord", "utcnow"]
+__all__ = ["FINAL_STATUSES", "JOB_STATUSES", "JobRecord", "ModelRecord", "NewTrip", "TripRecord", "TripSelection",
+           "utcnow"]
 
-#: Job statuses; the last three are final.
-QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "queued", "running", "succeeded", "failed", "interrupted"
-JOB_STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED)
-FINAL_STATUSES = frozenset({SUCCEEDED, FAILED, INTERRUPTED})
+#: Job statuses; all but the first two are final.
+QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED, CANCELLED = (
+    "queued", "running", "succeeded", "failed", "interrupted", "cancelled")
+JOB_STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED, CANCELLED)
+FINAL_STATUSES = frozenset({SUCCEEDED, FAILED, INTERRUPTED, CANCELLED})
 
 
 def utcnow() -> str:
@@ -28,6 +30,22 @@ class NewTrip:
     times: list[float] | None = None
     trace_id: str | None = None
     source: str = "upload"
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class TripSelection:
+    """Which stored trips a training job uses: all criteria given must hold (``None`` = any).
+
+    ``ids``: these trips; ``tags``: trips uploaded with one of these tags; ``since`` / ``until``:
+    trips that started in ``[since, until)`` (UNIX seconds of the first GPS fix, or of the
+    upload for trips without times).
+    """
+
+    ids: tuple[int, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    since: float | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,8 @@ class TripRecord:
     origin: int
     destination: int
     path_length: int
+    tag: str | None = None
+    start_time: float | None = None
     points: list[list[float]] | None = None
     times: list[float] | None = None
     path: list[int] | None = None

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.storage.database import Database, dumps
-from app.storage.records import NewTrip, TripRecord, utcnow
+from app.storage.records import NewTrip, TripRecord, TripSelection, utcnow
 
 __all__ = ["TripStore"]
 
@@ -27,13 +27,31 @@ class TripStore:
             for t in trips:
                 cur = con.execute(
                     "INSERT INTO trips (network, trace_id, source, created_at, n_points, points, times, path,"
-                    " origin, destination) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " origin, destination, tag, start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (network, t.trace_id, t.source, now, len(t.points), dumps(t.points),
                      None if t.times is None else dumps(t.times), dumps([int(s) for s in t.path]),
-                     int(t.path[0]), int(t.path[-1])),
+                     int(t.path[0]), int(t.path[-1]), t.tag, None if not t.times else float(t.times[0])),
                 )
                 ids.append(int(cur.lastrowid or 0))
+            if ids:
+                _bump(con)
         return ids
+
+    def delete(self, trip_id: int) -> bool:
+        """Delete one trip; whether it existed. Models trained on it keep their weights."""
+        with self.db.transaction() as con:
+            deleted = con.execute("DELETE FROM trips WHERE id = ?", (trip_id,)).rowcount
+            if deleted:
+                _bump(con)
+        return bool(deleted)
+
+    def delete_tagged(self, network: str, tag: str) -> int:
+        """Delete every trip of ``network`` uploaded with ``tag``; how many."""
+        with self.db.transaction() as con:
+            deleted = con.execute("DELETE FROM trips WHERE network = ? AND tag = ?", (network, tag)).rowcount
+            if deleted:
+                _bump(con)
+        return int(deleted)
 
     def count(self, network: str | None = None, source: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM trips WHERE 1 = 1", []
@@ -45,17 +63,17 @@ class TripStore:
             args.append(source)
         return int(self.db.con.execute(sql, args).fetchone()[0])
 
-    def version(self, network: str) -> int:
-        """Largest trip id of ``network``: changes whenever one is added (trips are never deleted).
-        An index lookup, so the API can poll it every second whatever the table size."""
-        row = self.db.con.execute("SELECT COALESCE(MAX(id), 0) FROM trips WHERE network = ?", (network,))
-        return int(row.fetchone()[0])
+    def version(self) -> int:
+        """A counter bumped by every insert and delete: one row read, so the API can poll it every second."""
+        row = self.db.con.execute("SELECT value FROM counters WHERE name = 'trips'").fetchone()
+        return 0 if row is None else int(row[0])
 
-    def page(self, network: str | None, limit: int, offset: int) -> tuple[list[TripRecord], int]:
-        where, args = ("WHERE network = ?", [network]) if network is not None else ("", [])
+    def page(self, network: str | None, limit: int, offset: int, tag: str | None = None
+             ) -> tuple[list[TripRecord], int]:
+        where, args = _where(network, TripSelection(tags=None if tag is None else (tag,)))
         total = int(self.db.con.execute(f"SELECT COUNT(*) FROM trips {where}", args).fetchone()[0])
         rows = self.db.con.execute(
-            "SELECT id, network, trace_id, source, created_at, n_points, origin, destination,"
+            "SELECT id, network, trace_id, source, created_at, n_points, origin, destination, tag, start_time,"
             f" json_array_length(path) AS path_length FROM trips {where} ORDER BY id LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ).fetchall()
@@ -67,10 +85,15 @@ class TripStore:
         ).fetchone()
         return None if row is None else _trip(row, full=True)
 
-    def paths(self, network: str) -> tuple[list[int], list[list[int]]]:
-        """Ids and matched paths of every trip on ``network``, oldest first."""
-        rows = self.db.con.execute("SELECT id, path FROM trips WHERE network = ? ORDER BY id", (network,)).fetchall()
+    def paths(self, network: str, selection: TripSelection | None = None) -> tuple[list[int], list[list[int]]]:
+        """Ids and matched paths of the trips on ``network`` (those ``selection`` picks), oldest first."""
+        where, args = _where(network, selection)
+        rows = self.db.con.execute(f"SELECT id, path FROM trips {where} ORDER BY id", args).fetchall()
         return [int(r[0]) for r in rows], [json.loads(r[1]) for r in rows]
+
+    def count_selected(self, network: str, selection: TripSelection | None) -> int:
+        where, args = _where(network, selection)
+        return int(self.db.con.execute(f"SELECT COUNT(*) FROM trips {where}", args).fetchone()[0])
 
     def networks(self) -> list[tuple[str, int]]:
         """``(network fingerprint, number of trips)`` of every network with trips."""
@@ -87,6 +110,36 @@ class TripStore:
         return [(int(r[0]), int(r[1])) for r in rows]
 
 
+def _bump(con: sqlite3.Connection) -> None:
+    """Count one more change of the trips (inside the caller's transaction)."""
+    con.execute("INSERT INTO counters (name, value) VALUES ('trips', 1)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + 1")
+
+
+def _where(network: str | None, selection: TripSelection | None) -> tuple[str, list[Any]]:
+    """``WHERE ...`` and its arguments for trips of ``network`` (None: any) picked by ``selection``."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if network is not None:
+        clauses.append("network = ?")
+        args.append(network)
+    if selection is not None:
+        if selection.ids is not None:
+            clauses.append(f"id IN ({', '.join('?' * len(selection.ids))})" if selection.ids else "0")
+            args.extend(int(i) for i in selection.ids)
+        if selection.tags is not None:
+            clauses.append(f"tag IN ({', '.join('?' * len(selection.tags))})" if selection.tags else "0")
+            args.extend(selection.tags)
+        started = "COALESCE(start_time, CAST(strftime('%s', created_at) AS REAL))"
+        if selection.since is not None:
+            clauses.append(f"{started} >= ?")
+            args.append(float(selection.since))
+        if selection.until is not None:
+            clauses.append(f"{started} < ?")
+            args.append(float(selection.until))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
 def _trip(row: sqlite3.Row, full: bool = False) -> TripRecord:
     extra: dict[str, Any] = {}
     if full:
@@ -98,5 +151,6 @@ def _trip(row: sqlite3.Row, full: bool = False) -> TripRecord:
     return TripRecord(
         id=int(row["id"]), network=row["network"], trace_id=row["trace_id"], source=row["source"],
         created_at=row["created_at"], n_points=int(row["n_points"]), origin=int(row["origin"]),
-        destination=int(row["destination"]), path_length=int(row["path_length"]), **extra,
+        destination=int(row["destination"]), path_length=int(row["path_length"]), tag=row["tag"],
+        start_time=row["start_time"], **extra,
     )

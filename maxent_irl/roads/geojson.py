@@ -42,8 +42,11 @@ class NetworkGeoJSON:
         return coords
 
     def segment_id(self, state: int) -> list[int]:
-        """``[u, v, key]`` of a segment (JSON has no tuples)."""
-        u, v, k = self.net.segment_ids[int(state)]
+        """``[u, v, key]`` of a segment (JSON has no tuples); ``UnknownSegmentError`` for a bad state."""
+        s = int(state)
+        if not 0 <= s < self.net.n_states:
+            self.net.segment_id(s)  # raises, naming the state
+        u, v, k = self.net.segment_ids[s]
         return [int(u), int(v), int(k)]
 
     def segment_ids(self, states: Sequence[int] | np.ndarray) -> list[list[int]]:

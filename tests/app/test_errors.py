@@ -12,7 +12,7 @@ def test_unknown_route_and_method(client):
     r = client.get("/v1/nothing")
     assert r.status_code == 404 and set(r.json()) == {"code", "message", "details"}
     assert r.json()["code"] == "not_found"
-    r = client.delete("/v1/trajectories")
+    r = client.put("/v1/trajectories")
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
 
 

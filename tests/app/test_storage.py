@@ -43,7 +43,7 @@ def test_trips_round_trip(storage: Storage):
     assert total == 2 and [t.id for t in page] == [2]
     assert storage.trips.page("other", 10, 0) == ([], 0)
     assert storage.trips.destination_counts("net", 10) == [(5, 2)]
-    assert storage.trips.version("net") == 2 and storage.trips.version("other") == 0
+    assert storage.trips.version() == 1  # one insert call
     assert storage.trips.paths("net") == ([1, 2], [[3, 4, 5], [7, 5]])
 
 
@@ -135,3 +135,54 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
             p.join(60)
         failures += [x for x in (results.get(timeout=10) for _ in procs) if x != "ok"]
     assert not failures, failures[:3]
+
+
+def test_trips_are_deleted_tagged_and_selected(storage: Storage):
+    from app.storage import TripSelection
+
+    def trip(path: list[int], start: float | None, tag: str | None) -> NewTrip:
+        times = None if start is None else [start, start + 10.0]
+        return NewTrip(points=[[1.0, 2.0], [1.1, 2.1]], path=path, times=times, tag=tag)
+
+    ids = storage.trips.insert("net", [trip([1, 2], 100.0, "a"), trip([2, 3], 200.0, "b"), trip([3, 4], None, "a")])
+    storage.trips.insert("other", [trip([1, 2], 150.0, "a")])
+    before = storage.trips.version()
+    assert storage.trips.paths("net", TripSelection(tags=("a",)))[0] == [ids[0], ids[2]]
+    assert storage.trips.paths("net", TripSelection(ids=(ids[1], 999)))[0] == [ids[1]]
+    assert storage.trips.paths("net", TripSelection(since=150.0, until=250.0))[0] == [ids[1]]
+    # without GPS times a trip counts from its upload (now, far after 250)
+    assert storage.trips.paths("net", TripSelection(since=1e9))[0] == [ids[2]]
+    assert storage.trips.paths("net", TripSelection(tags=("a",), since=50.0, until=150.0))[0] == [ids[0]]
+    assert storage.trips.count_selected("net", TripSelection(tags=())) == 0
+    assert storage.trips.get(ids[0]).tag == "a" and storage.trips.get(ids[0]).start_time == 100.0
+    assert storage.trips.page("net", 10, 0, tag="b")[1] == 1
+    assert storage.trips.delete(ids[1]) and not storage.trips.delete(ids[1])
+    assert storage.trips.get(ids[1]) is None and storage.trips.version() == before + 1
+    assert storage.trips.delete_tagged("net", "a") == 2 and storage.trips.count("net") == 0
+    assert storage.trips.count("other") == 1  # other networks keep theirs
+
+
+def test_a_version_1_database_is_migrated(tmp_path):
+    """A database written by the previous schema gets the new columns, its trips' start times, and works on."""
+    path = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE trips (id INTEGER PRIMARY KEY AUTOINCREMENT, network TEXT NOT NULL, trace_id TEXT,
+            source TEXT NOT NULL, created_at TEXT NOT NULL, n_points INTEGER NOT NULL, points TEXT NOT NULL,
+            times TEXT, path TEXT NOT NULL, origin INTEGER NOT NULL, destination INTEGER NOT NULL);
+        INSERT INTO trips (network, trace_id, source, created_at, n_points, points, times, path, origin, destination)
+            VALUES ('net', 'x', 'upload', '2026-01-01T00:00:00.000Z', 2, '[[0,0],[0,1]]', '[17.5, 27.5]', '[1,2]',
+                    1, 2);
+        PRAGMA user_version = 1;
+    """)
+    con.close()
+    storage = Storage(path)
+    try:
+        trip = storage.trips.get(1)
+        assert trip is not None and trip.start_time == 17.5 and trip.tag is None
+        assert storage.db.con.execute("PRAGMA user_version").fetchone()[0] == 2
+        storage.trips.insert("net", [NewTrip(points=[[0, 0], [0, 1]], path=[2, 3], tag="t")])
+        assert storage.trips.count("net") == 2 and storage.trips.version() == 1
+    finally:
+        storage.close()
+    Storage(path).close()  # opening it again changes nothing

@@ -32,17 +32,17 @@ def list_models(
 ) -> dict[str, Any]:
     models, total = rt.storage.models.page(None if all_networks else rt.fingerprint, page.limit, page.offset)
     return {"total": total, "limit": page.limit, "offset": page.offset,
-            "items": [service.model_view(m) for m in models]}
+            "items": [service.model_out(rt, m) for m in models]}
 
 
 @router.get("/active", response_model=ModelOut, summary="The active model")
 def get_active(rt: RuntimeDep) -> dict[str, Any]:
-    return service.model_view(service.get_model(rt, None))
+    return service.model_out(rt, service.get_model(rt, None))
 
 
 @router.get("/{model_id}", response_model=ModelOut, summary="A model: weights, seconds per km, metrics")
 def get_model(rt: RuntimeDep, model_id: DbId) -> dict[str, Any]:
-    return service.model_view(service.get_model(rt, model_id))
+    return service.model_out(rt, service.get_model(rt, model_id))
 
 
 @router.post("/{model_id}/activate", response_model=ModelOut, dependencies=[ApiKey],
@@ -50,4 +50,4 @@ def get_model(rt: RuntimeDep, model_id: DbId) -> dict[str, Any]:
 def activate(rt: RuntimeDep, request: Request, model_id: DbId) -> dict[str, Any]:
     record = service.activate(rt, model_id)
     request.state.model_version = model_id
-    return service.model_view(record)
+    return service.model_out(rt, record)

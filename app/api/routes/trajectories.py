@@ -8,16 +8,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ERROR_RESPONSES, ApiKey, DbId, PageParams, RuntimeDep
-from app.schemas import IngestOut, Page
+from app.schemas import DeletedOut, IngestOut, Page, TagName
 from app.services import uploads
 from app.services.errors import field_error
 from app.services.ingest import ingest
-from app.services.trips import trip_geojson, trip_summary
+from app.services.trips import delete_tagged, delete_trip, trip_geojson, trip_summary
 
 router = APIRouter(prefix="/v1/trajectories", tags=["trajectories"], responses=ERROR_RESPONSES)
 log = logging.getLogger(__name__)
@@ -72,12 +72,14 @@ async def upload(
     request: Request,
     split: Annotated[bool, Query(description="Split traces into trips at stops (time gaps, dwells)")] = True,
     clean: Annotated[bool, Query(description="Reject too short / noisy / cyclic / off-network trips")] = True,
+    tag: Annotated[TagName | None, Query(description="A label for these trips, to train on (or delete) them later")
+                   ] = None,
 ) -> dict[str, Any]:
     """201 with ``accepted`` (a stored id per trip) and ``rejected`` (trips not used, each with a
     ``reason``). A malformed body is a 422; too many trips or points a 413."""
     traces = await _read_traces(request)
     uploads.check_limits(rt.settings, traces)
-    return await run_in_threadpool(ingest, rt, traces, split, clean)
+    return await run_in_threadpool(ingest, rt, traces, split, clean, tag)
 
 
 @router.get("", response_model=Page, summary="List stored trips (oldest first)")
@@ -85,8 +87,9 @@ def list_trajectories(
     rt: RuntimeDep,
     page: PageParams,
     all_networks: Annotated[bool, Query(description="Include trips stored for other networks")] = False,
+    tag: Annotated[TagName | None, Query(description="Only trips uploaded with this tag")] = None,
 ) -> dict[str, Any]:
-    trips, total = rt.storage.trips.page(None if all_networks else rt.fingerprint, page.limit, page.offset)
+    trips, total = rt.storage.trips.page(None if all_networks else rt.fingerprint, page.limit, page.offset, tag)
     return {"total": total, "limit": page.limit, "offset": page.offset,
             "items": [trip_summary(rt, t) for t in trips]}
 
@@ -96,3 +99,18 @@ def get_trajectory(rt: RuntimeDep, trip_id: DbId) -> dict[str, Any]:
     """Two features: ``kind: gps`` (the raw points as a LineString, with ``times``) and
     ``kind: matched`` (the map-matched path, with its segment ids)."""
     return trip_geojson(rt, trip_id)
+
+
+@router.delete("/{trip_id}", status_code=204, dependencies=[ApiKey], summary="Delete a stored trip")
+def delete_trajectory(rt: RuntimeDep, trip_id: DbId) -> Response:
+    """The next training job does without it; models already trained keep their weights."""
+    delete_trip(rt, trip_id)
+    return Response(status_code=204)
+
+
+@router.delete("", response_model=DeletedOut, dependencies=[ApiKey], summary="Delete every trip with a tag")
+def delete_trajectories(
+    rt: RuntimeDep,
+    tag: Annotated[TagName, Query(description="Delete the trips uploaded with this tag (required)")],
+) -> dict[str, Any]:
+    return {"deleted": delete_tagged(rt, tag)}
