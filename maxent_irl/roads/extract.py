@@ -3,11 +3,16 @@
 One streaming reader for both formats (libosmium decodes PBF and XML, plain, ``.gz`` or
 ``.bz2``), in two passes so memory follows the drive network, not the file:
 
-1. ways and relations: the ways that pass osmnx's "drive" filter (only their useful
-   tags are kept) and the ``type=restriction`` relations; the drive ways' node ids go
-   into an id set kept in C++ (a bitmap: about 0.5 MB per 4 million ids of range
-   touched, at most ~1.6 GB at today's planet-wide node ids, whatever the file size);
-2. nodes: only those ids reach Python, with their coordinates and useful tags.
+1. ways and relations (``highway`` / ``type`` keys filtered in C++): the ways that pass
+   osmnx's "drive" filter (only their useful tags are kept) and the ``type=restriction``
+   relations;
+2. nodes: only the drive ways' nodes are kept, with their coordinates and useful tags.
+   Which nodes pass is decided in C++ by libosmium's id bitmap where that is cheap (4 MiB
+   per range of 2^25 ids that holds a wanted node: a few MB for a compactly numbered
+   file, at most ~1.6 GB at today's planet-wide ids, so worth it on country-size files),
+   else in Python against a set of the wanted ids (every node of the file then reaches
+   Python, about 2 us each): the bitmap is used when it costs at most 64 MB or twice the
+   file's size.
 
 The result is the nodes and ways osmnx builds its graph from (Overpass-like elements,
 in file order, which fixes osmnx's edge keys), plus the parsed restrictions. A way whose
@@ -25,6 +30,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import osmium
 import osmnx as ox
 
@@ -62,9 +68,10 @@ def osmium_format(path: Path) -> str | None:
     return None
 
 
-def read_drive_extract(path: str | Path, is_drivable: Any) -> DriveExtract:
+def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "auto") -> DriveExtract:
     """Read the ways passing ``is_drivable(tags)``, their nodes, and the car turn restrictions of ``path``.
 
+    ``node_filter``: ``"bitmap"`` (C++), ``"set"`` (Python) or ``"auto"`` (see the module doc).
     Raises :class:`NetworkSourceError` for a file libosmium cannot decode.
     """
     path = Path(path)
@@ -77,7 +84,6 @@ def read_drive_extract(path: str | Path, is_drivable: Any) -> DriveExtract:
     counts: Counter[str] = Counter()
     ways: list[dict[str, Any]] = []
     restrictions: list[TurnRestriction] = []
-    tracker = osmium.IdTracker()
     t0 = time.perf_counter()
     try:
         # pass 1: ways with a highway tag and relations with a type (both filtered in C++)
@@ -95,7 +101,6 @@ def read_drive_extract(path: str | Path, is_drivable: Any) -> DriveExtract:
                 way["osmid"] = obj.id
                 way["nodes"] = [ref for ref, _ in groupby(n.ref for n in obj.nodes)]  # as osmnx: no repeats
                 ways.append(way)
-                tracker.add_references(obj)
             else:
                 tags = {t.k: t.v for t in obj.tags}
                 got = parse_restriction(obj.id, tags, [(m.type, m.ref, m.role) for m in obj.members])
@@ -108,15 +113,26 @@ def read_drive_extract(path: str | Path, is_drivable: Any) -> DriveExtract:
             "%s: pass 1/2 done, %d drive ways, %d car turn restrictions (%.1f s)",
             path.name, len(ways), len(restrictions), t1 - t0,
         )
-        # pass 2: the drive ways' nodes only (the id filter runs in C++)
-        nodes: list[tuple[int, dict[str, Any]]] = []
+        # pass 2: the drive ways' nodes only
+        wanted = np.unique(np.fromiter((r for w in ways for r in w["nodes"]), dtype=np.int64))
+        bitmap_mb = 4.0 * np.unique(wanted >> 25).size  # libosmium's IdSetDense: 4 MiB chunks of 2^25 ids
+        if node_filter == "auto":
+            cheap = bitmap_mb <= max(64.0, 2 * path.stat().st_size / 2**20)
+            node_filter = "bitmap" if cheap and (wanted.size == 0 or wanted[0] > 0) else "set"
         fp = osmium.FileProcessor(osmium.io.File(str(path), fmt), osmium.osm.NODE)
+        if node_filter == "bitmap":
+            fp = fp.with_filter(osmium.filter.IdFilter(wanted))
+            wanted_set: set[int] | None = None
+        else:
+            wanted_set = set(wanted.tolist())
+        del wanted
+        nodes: list[tuple[int, dict[str, Any]]] = []
         last = t1
-        for i, n in enumerate(fp.with_filter(tracker.id_filter())):
+        for i, n in enumerate(fp):
             if i % 65536 == 0 and (now := time.perf_counter()) - last > _PROGRESS_S:
                 logger.info("%s: pass 2/2, %d nodes so far (%.0f s)", path.name, len(nodes), now - t0)
                 last = now
-            if not n.location.valid():
+            if (wanted_set is not None and n.id not in wanted_set) or not n.location.valid():
                 continue
             data: dict[str, Any] = {"y": n.location.lat, "x": n.location.lon}
             for t in n.tags:
@@ -129,8 +145,8 @@ def read_drive_extract(path: str | Path, is_drivable: Any) -> DriveExtract:
     counts["drive_nodes"] = len(nodes)
     ways = _cut_at_missing_nodes(ways, {nid for nid, _ in nodes}, counts)
     logger.info(
-        "%s: read %d drive ways and %d of their nodes in %.1f s%s",
-        path.name, len(ways), len(nodes), time.perf_counter() - t0,
+        "%s: read %d drive ways and %d of their nodes in %.1f s (node filter: %s)%s",
+        path.name, len(ways), len(nodes), time.perf_counter() - t0, node_filter,
         f"; {counts['ways_cut']} ways cut where their nodes are missing" if counts["ways_cut"] else "",
     )
     return DriveExtract(nodes=nodes, ways=ways, restrictions=restrictions, counts=counts)

@@ -10,6 +10,7 @@ import osmnx as ox
 import pytest
 
 from maxent_irl.roads import NetworkSourceError, RoadNetwork, load_graph
+from maxent_irl.roads.extract import read_drive_extract
 from maxent_irl.roads.osm import _ensure_speeds, _extra_way_tags, is_drivable_way, normalize_list_attributes
 from tests.maxent_irl.roads.osm_files import CENTER, EAST, WEST, crossroads, write
 
@@ -100,3 +101,24 @@ def test_unknown_and_broken_files_say_what_is_accepted(tmp_path: Path) -> None:
         no_roads.ways[wid] = (refs, {**tags, "highway": "footway"} if "highway" in tags else tags)
     with pytest.raises(NetworkSourceError, match="no drivable road"):
         load_graph(write(no_roads, tmp_path / "paths.osm.pbf"))
+
+
+@pytest.mark.parametrize("suffix", [".osm.pbf", ".osm"])
+def test_both_node_filters_read_the_same_nodes(suffix: str, tmp_path: Path) -> None:
+    """Nodes are picked by libosmium's id bitmap on compactly numbered files, by a Python set elsewhere."""
+    path = write(crossroads(stub=True), tmp_path / ("map" + suffix))
+    by_bitmap = read_drive_extract(path, is_drivable_way, node_filter="bitmap")
+    by_set = read_drive_extract(path, is_drivable_way, node_filter="set")
+    assert by_bitmap.nodes == by_set.nodes and by_bitmap.ways == by_set.ways
+    grid = [100 + 10 * r + c for r in range(3) for c in range(3)]
+    assert [n for n, _ in by_set.nodes] == [*grid, 140]  # the drive ways' nodes only, in file order
+
+
+def test_negative_ids_as_josm_writes_them(tmp_path: Path) -> None:
+    ext = crossroads()
+    neg = type(ext)(
+        nodes={-n: xy for n, xy in ext.nodes.items()},
+        ways={-w: ([-r for r in refs], tags) for w, (refs, tags) in ext.ways.items()},
+    )
+    net = RoadNetwork.load(write(neg, tmp_path / "josm.osm"))
+    assert net.n_states == 16 and (net.segment_ids[:, :2] < 0).all()
