@@ -13,7 +13,9 @@ peak resident memory (``VmHWM``) is its own:
 * ``osmnx-xml``: the route before .pbf support, the reference: ``ox.graph_from_xml`` (a
   Python SAX parse of every element), the drive filter on edges, ``simplify_graph``.
 
-Times are split into reading + graph (``load_graph``) and ``RoadNetwork.from_graph``.
+Times are split into reading + graph (``load_graph``) and ``RoadNetwork.from_graph``; the
+fingerprint is also shown for the same graph built without its turn restrictions, which
+must equal the osmnx route's (osmnx drops relations).
 ``--andorra PATH`` also times ``andorra.osm.pbf`` against the embedded ``andorra_drive.osm.bz2``.
 """
 
@@ -59,10 +61,15 @@ def child(route: str, path: str) -> dict[str, Any]:
     t1 = time.perf_counter()
     net = RoadNetwork.from_graph(G, name=Path(path).name.split(".")[0])
     t2 = time.perf_counter()
+    plain = net.fingerprint
+    if G.graph.get("turn_restrictions"):  # the same graph without them, to compare with the osmnx route
+        G.graph["turn_restrictions"] = []
+        plain = RoadNetwork.from_graph(G).fingerprint
     return {
         "route": route, "load_graph_s": t1 - t0, "from_graph_s": t2 - t1, "total_s": t2 - t0,
         "peak_rss_mb": _peak_rss_mb(), "import_rss_mb": rss0, "states": net.n_states,
         "transitions": net.mdp.n_transitions, "restricted": len(net.restricted_turns), "fingerprint": net.fingerprint,
+        "fingerprint_unrestricted": plain,
         "restriction_counts": G.graph.get("turn_restriction_counts", {}),
     }
 
@@ -79,11 +86,11 @@ def run_child(route: str, path: Path) -> dict[str, Any]:
 def report(rows: list[dict[str, Any]], reference: str) -> None:
     ref = next(r for r in rows if r["route"] == reference)
     print(f"  {'route':10s} {'load_graph s':>12s} {'from_graph s':>12s} {'total s':>8s} {'vs ref':>7s} "
-          f"{'peak RSS MB':>11s} {'states':>7s} {'restricted':>10s}  fingerprint")
+          f"{'peak RSS MB':>11s} {'states':>7s} {'restricted':>10s}  fingerprint (without restrictions)")
     for r in rows:
         print(f"  {r['route']:10s} {r['load_graph_s']:12.2f} {r['from_graph_s']:12.2f} {r['total_s']:8.2f} "
               f"{r['total_s'] / ref['total_s']:6.2f}x {r['peak_rss_mb']:11.0f} {r['states']:7d} "
-              f"{r['restricted']:10d}  {r['fingerprint']}")
+              f"{r['restricted']:10d}  {r['fingerprint']} ({r['fingerprint_unrestricted']})")
     print(f"  (peak RSS after imports alone: {rows[0]['import_rss_mb']:.0f} MB; reference: {reference})")
 
 

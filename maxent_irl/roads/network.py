@@ -149,7 +149,13 @@ class RoadNetwork:
     def from_graph(
         cls, G: nx.MultiDiGraph, allow_uturns: bool = True, name: str = "network"
     ) -> RoadNetwork:
-        """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing)."""
+        """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing).
+
+        ``G.graph["turn_restrictions"]`` (set by :func:`~maxent_irl.roads.osm.load_graph` from
+        the file's relations: ``[{"relation": id, "segments": [[u, v, key], ...]}, ...]``)
+        lists forbidden chains of segments; their transitions are removed before the strongly
+        connected part is taken (see :func:`~maxent_irl.roads.restrictions.forbidden_transitions`).
+        """
         if not isinstance(G, nx.MultiDiGraph) or G.number_of_edges() == 0:
             raise NetworkSourceError("need a non-empty networkx.MultiDiGraph (an osmnx graph)")
         _check_lonlat_graph(G)
