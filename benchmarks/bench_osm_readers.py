@@ -5,6 +5,9 @@
 
 The job is what building a drive network needs from the file: the ways that pass osmnx's
 "drive" filter, with their tags and node ids, and the coordinates of those nodes only.
+``pyosmium_two_pass`` is the reader maxent_irl.roads ships (``read_drive_extract``: ways
+and relations, then only the wanted nodes); ``pyosmium_locations`` the one-pass
+alternative with libosmium's location index of every node.
 Each reader runs in a fresh subprocess (so peak RSS, ``VmHWM``, is its own) and the
 results are checked to be identical. Readers that are not installed are skipped; the
 comparison in docs/maps.md installed ``pyrosm==0.25.0 osmiter==1.3.1 esy-osm-pbf==0.1.1``
@@ -69,16 +72,13 @@ def run(reader: str, path: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     ways: list[tuple[int, list[int]]] = []
     nodes: dict[int, tuple[float, float]] = {}
-    if reader == "pyosmium_two_pass":
-        import osmium
+    if reader == "pyosmium_two_pass":  # what maxent_irl.roads ships (extract.py): ways, then their nodes
+        from maxent_irl.roads.extract import read_drive_extract
+        from maxent_irl.roads.osm import is_drivable_way
 
-        tracker = osmium.IdTracker()
-        for w in osmium.FileProcessor(path, osmium.osm.WAY).with_filter(osmium.filter.KeyFilter("highway")):
-            if _drive(dict(w.tags)):
-                ways.append((w.id, [n.ref for n in w.nodes]))
-                tracker.add_references(w)
-        for n in osmium.FileProcessor(path, osmium.osm.NODE).with_filter(tracker.id_filter()):
-            nodes[n.id] = (n.location.lon, n.location.lat)
+        ext = read_drive_extract(path, is_drivable_way)
+        ways = [(w["osmid"], w["nodes"]) for w in ext.ways]
+        nodes = {i: (d["x"], d["y"]) for i, d in ext.nodes}
     elif reader == "pyosmium_locations":
         import osmium
 

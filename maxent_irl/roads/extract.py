@@ -132,12 +132,14 @@ def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "a
             if i % 65536 == 0 and (now := time.perf_counter()) - last > _PROGRESS_S:
                 logger.info("%s: pass 2/2, %d nodes so far (%.0f s)", path.name, len(nodes), now - t0)
                 last = now
-            if (wanted_set is not None and n.id not in wanted_set) or not n.location.valid():
+            if wanted_set is not None and n.id not in wanted_set:
                 continue
-            data: dict[str, Any] = {"y": n.location.lat, "x": n.location.lon}
-            for t in n.tags:
-                if t.k in keep_node:
-                    data[t.k] = t.v
+            loc = n.location
+            if not loc.valid():
+                continue
+            data: dict[str, Any] = {"y": loc.lat, "x": loc.lon}
+            if len(n.tags):
+                data.update((t.k, t.v) for t in n.tags if t.k in keep_node)
             nodes.append((n.id, data))
     except RuntimeError as exc:  # libosmium: PBF / XML / compression errors
         raise NetworkSourceError(f"cannot read {kind} {path}: {exc}") from exc
