@@ -93,15 +93,15 @@ def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "a
             if i % 8192 == 0 and (now := time.perf_counter()) - last > _PROGRESS_S:
                 logger.info("%s: pass 1/2, %d drive ways so far (%.0f s)", path.name, len(ways), now - t0)
                 last = now
-            if obj.is_way():
+            if isinstance(obj, osmium.osm.Way):
                 tags = {t.k: t.v for t in obj.tags}
                 if "highway" not in tags or not is_drivable(tags):
                     continue
-                way = {k: v for k, v in tags.items() if k in keep_way}
+                way: dict[str, Any] = {k: v for k, v in tags.items() if k in keep_way}
                 way["osmid"] = obj.id
                 way["nodes"] = [ref for ref, _ in groupby(n.ref for n in obj.nodes)]  # as osmnx: no repeats
                 ways.append(way)
-            else:
+            elif isinstance(obj, osmium.osm.Relation):
                 tags = {t.k: t.v for t in obj.tags}
                 got = parse_restriction(obj.id, tags, [(m.type, m.ref, m.role) for m in obj.members])
                 if isinstance(got, TurnRestriction):
@@ -132,7 +132,7 @@ def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "a
             if i % 65536 == 0 and (now := time.perf_counter()) - last > _PROGRESS_S:
                 logger.info("%s: pass 2/2, %d nodes so far (%.0f s)", path.name, len(nodes), now - t0)
                 last = now
-            if wanted_set is not None and n.id not in wanted_set:
+            if (wanted_set is not None and n.id not in wanted_set) or not isinstance(n, osmium.osm.Node):
                 continue
             loc = n.location
             if not loc.valid():

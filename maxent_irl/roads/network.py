@@ -574,13 +574,13 @@ def _restricted(
         return np.zeros(len(src), dtype=bool), np.full(len(src), -1, dtype=np.int64)
     index = {(int(u), int(v), int(k)): i for i, (u, v, k) in enumerate(ids)}
     counts: Counter[str] = Counter()
-    states = []
+    states: list[tuple[int, list[int]]] = []
     for c in chains:
-        seq = [index.get(tuple(int(x) for x in seg)) for seg in c["segments"]]
+        seq = [index.get((int(u), int(v), int(k))) for u, v, k in c["segments"]]
         if any(s is None for s in seq):
             counts["segment_not_in_graph"] += 1
             continue
-        states.append((int(c["relation"]), seq))
+        states.append((int(c["relation"]), [int(s) for s in seq if s is not None]))
     forbid, relation = forbidden_transitions(states, src, dst, counts)
     logger.info(
         "%s: %d transitions removed by turn restrictions (%s)",
