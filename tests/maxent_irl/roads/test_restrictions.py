@@ -100,10 +100,10 @@ def _check_forbidden(net: RoadNetwork, plain: RoadNetwork, forbidden: set[Turn])
         assert len(route) > 2 and route[0] == o and route[-1] == d
         assert not _uses(route, o, d)
         # samples never use it (and on the plain map they do)
-        samples = model.sample_paths(o, d, 200, seed=1)
+        samples = model.sample_paths(o, d, 200, random_state=1)
         assert not any(_uses(p, o, d) for p in samples)
         assert all(int(p[0]) == o and int(p[-1]) == d for p in samples)
-        plain_samples = plain_model.sample_paths(int(direct[0]), int(direct[1]), 200, seed=1)
+        plain_samples = plain_model.sample_paths(int(direct[0]), int(direct[1]), 200, random_state=1)
         assert any(len(p) == 2 for p in plain_samples)
         # a path using it has no likelihood; a partial path using it has no destination posterior
         with pytest.raises(InvalidPathError):
@@ -237,7 +237,7 @@ def test_via_way_restrictions_apply_where_exact_and_are_skipped_elsewhere(tmp_pa
     o, ring_se = net.state_of(FROM_WEST), net.state_of(_seg(EAST, SOUTH))
     straight = net.state_of(STRAIGHT)
     assert not _uses(model.most_likely_path(o, ring_se), o, straight)
-    assert not any(_uses(p, o, straight) for p in model.sample_paths(o, ring_se, 100, seed=2))
+    assert not any(_uses(p, o, straight) for p in model.sample_paths(o, ring_se, 100, random_state=2))
     with pytest.raises(InvalidPathError):
         model.log_likelihood([np.array([o, straight, ring_se])])
 
