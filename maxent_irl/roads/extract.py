@@ -71,6 +71,8 @@ def osmium_format(path: Path) -> str | None:
 def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "auto") -> DriveExtract:
     """Read the ways passing ``is_drivable(tags)``, their nodes, and the car turn restrictions of ``path``.
 
+    ``is_drivable`` gets pyosmium's tag list (``in``, ``[]`` and ``get`` like a mapping of strings).
+
     ``node_filter``: ``"bitmap"`` (C++), ``"set"`` (Python) or ``"auto"`` (see the module doc).
     Raises :class:`NetworkSourceError` for a file libosmium cannot decode.
     """
@@ -94,10 +96,9 @@ def read_drive_extract(path: str | Path, is_drivable: Any, node_filter: str = "a
                 logger.info("%s: pass 1/2, %d drive ways so far (%.0f s)", path.name, len(ways), now - t0)
                 last = now
             if isinstance(obj, osmium.osm.Way):
-                tags = {t.k: t.v for t in obj.tags}
-                if "highway" not in tags or not is_drivable(tags):
+                if not is_drivable(obj.tags):  # looks tags up in C++; most highway ways are footways
                     continue
-                way: dict[str, Any] = {k: v for k, v in tags.items() if k in keep_way}
+                way: dict[str, Any] = {t.k: t.v for t in obj.tags if t.k in keep_way}
                 way["osmid"] = obj.id
                 way["nodes"] = [ref for ref, _ in groupby(n.ref for n in obj.nodes)]  # as osmnx: no repeats
                 ways.append(way)
