@@ -77,6 +77,7 @@ def run(reader: str, path: str) -> dict[str, Any]:
         from maxent_irl.roads.osm import is_drivable_way
 
         ext = read_drive_extract(path, is_drivable_way)
+        dt, rss = time.perf_counter() - t0, peak_rss_mb()  # before the copies made for the digest
         ways = [(w["osmid"], w["nodes"]) for w in ext.ways]
         nodes = {i: (d["x"], d["y"]) for i, d in ext.nodes}
     elif reader == "pyosmium_locations":
@@ -122,8 +123,8 @@ def run(reader: str, path: str) -> dict[str, Any]:
                     nodes[e.id] = tuple(e.lonlat)
     else:
         raise ValueError(reader)
-    dt = time.perf_counter() - t0
-    rss = peak_rss_mb()
+    if reader != "pyosmium_two_pass":
+        dt, rss = time.perf_counter() - t0, peak_rss_mb()
     digest = _digest(ways, nodes) if ways and ways[0][1] else "n/a (no node ids)"
     return {
         "reader": reader, "s": dt, "peak_rss_mb": rss, "import_rss_mb": rss0, "ways": len(ways), "nodes": len(nodes),
