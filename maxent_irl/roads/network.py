@@ -147,7 +147,7 @@ class RoadNetwork:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_graph(
-        cls, G: nx.MultiDiGraph, allow_uturns: bool = True, name: str = "network"
+        cls, G: nx.MultiDiGraph, allow_uturns: bool = True, name: str = "network", *, strongly_connected: bool = True
     ) -> RoadNetwork:
         """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing).
 
@@ -155,6 +155,11 @@ class RoadNetwork:
         the file's relations: ``[{"relation": id, "segments": [[u, v, key], ...]}, ...]``)
         lists forbidden chains of segments; their transitions are removed before the strongly
         connected part is taken (see :func:`~maxent_irl.roads.restrictions.forbidden_transitions`).
+
+        ``strongly_connected=False`` keeps every segment, not only the largest strongly
+        connected part: for map matching on an extract cut around a trip, whose roads
+        leaving the cut can be entered but not left. Such a network is not for learning
+        (some trips would have no route between their ends).
         """
         if not isinstance(G, nx.MultiDiGraph) or G.number_of_edges() == 0:
             raise NetworkSourceError("need a non-empty networkx.MultiDiGraph (an osmnx graph)")
@@ -187,7 +192,7 @@ class RoadNetwork:
         forbid, relation = _restricted(G.graph.get("turn_restrictions"), ids, src, dst, name)
         restricted = np.column_stack([ids[src[forbid]], ids[dst[forbid]], relation[forbid]])
         src, dst, angle = src[~forbid], dst[~forbid], angle[~forbid]
-        keep = _largest_scc(len(ids), src, dst)
+        keep = _largest_scc(len(ids), src, dst) if strongly_connected else np.ones(len(ids), dtype=bool)
         n_drop = len(ids) - int(keep.sum())
         logger.info(
             "%s: %d segments, %d transitions; %d segments outside the largest strongly connected part dropped",
