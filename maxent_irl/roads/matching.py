@@ -1,95 +1,103 @@
-"""HMM map matching (Newson & Krumm 2009), vectorized, onto the routable segments of a RoadNetwork.
+"""HMM map matching (Newson & Krumm 2009), vectorized, onto the segments of a RoadNetwork.
 
-* Candidates: every segment within ``search_radius_m`` of a point (shapely STRtree
-  over the projected geometry cut into <= 100 m pieces, one batched query per
-  trace), the ``max_candidates`` nearest kept. A candidate is a local minimum of the
-  distance along a segment, not just its nearest position, so a point between the
-  two arms of a hairpin bend (common on the default network's mountain roads) can be
-  matched to either arm.
-* Emission: Gaussian on the point-to-segment distance, ``sigma_m``.
-* Transition: exponential on ``|route distance - great-circle distance|``, ``beta_m``;
-  route distances come from cached Dijkstra rows over the segment graph, so one-ways
-  and the MDP's turns are respected. A route longer than the great-circle distance plus
-  ``max(5 km, 50 beta)`` is no transition (probability below e^-50), so route searches
-  stop there and cost the same on a city as on a village. 2 km (Newson & Krumm's cut)
-  changed 3 of 800 simulated Andorra traces (a U-turn at the end of a 1.4 km mountain
-  road, 2.4 km of route between fixes 136 m apart); 5 km changes none. On networks too
-  large for complete cached rows, searches first stop at ``max(500 m, 25 beta)``; bounds
-  on what they missed show the few steps where a longer route could change the result,
-  and only those are searched to the whole margin: the same result (checked against
-  complete rows on 800 Andorra traces), 100x faster on a 100k-state grid than complete
-  rows. Each U-turn on a route counts ``uturn_penalty_m``
-  extra metres: without it, 30 m GPS noise makes the matcher detour into side streets
-  and U-turn back (measured: 3.7x the true number of U-turns, 1.4x with 100 m).
-  Moving backwards on the same segment by more than ``backtrack_m`` (GPS jitter
-  allowance) is not a route.
-* Viterbi in log space, one numpy step per point. If no candidate of a point can be
-  reached from the previous one (a long data gap), the chain restarts there (a
-  "break", reported) and the pieces are joined by the shortest path, so the result
-  is always one connected state sequence of ``net.mdp``.
-
-Points without any segment within the search radius are reported in
-``unmatched_points`` and skipped; a trace none of whose points match raises
-:class:`MapMatchingError` (``reason="off_network"``). Traces without times work: the
-model never uses time.
-
-Defaults are estimated per trace when not given: ``sigma_m`` as Newson & Krumm do,
-``1.4826 * median`` distance of the points to their nearest segment (clipped to
-3..50 m), the search radius as ``max(50 m, 5 sigma)``, ``beta_m = max(5 m, sigma)``,
-the backtracking allowance ``backtrack_m = 6 sigma`` and the thinning distance
-``min_spacing_m``: as in Newson & Krumm, fixes closer than that to the previous kept
-one are left out of the HMM and placed on the matched path afterwards. Their 2 sigma
-is kept for sparse traces (median step >= 4 sigma); dense ones get 6 sigma, because
-a small spacing then keeps exactly the fixes whose noise points away from the last
-one, backwards or sideways, and the matcher invents spurs and U-turns: at 1 Hz with
-30 m noise, precision (share of the matched length on the true route) is 0.45 with
-2 sigma, 0.70 with 4 sigma, 0.93 with 6 sigma. On sparse traces 6 sigma would drop
-informative fixes in dense street grids (recall at 10 s / 30 m: 0.984 -> 0.971).
-Finally a first (last) segment on which the trace covers less than ``sigma`` metres
-is trimmed: a trip starting at a junction must not get the incoming street as its origin.
+(Model description: see ``MODEL`` below; kept in one place with the constants it explains.)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
 
+from maxent_irl.roads.corridor import CorridorWindow, window_distances
 from maxent_irl.roads.exceptions import InvalidTraceError, MapMatchingError
 from maxent_irl.roads.geo import haversine_m, planar_m, thin_indices
+from maxent_irl.roads.hmm import posteriors, viterbi
 from maxent_irl.roads.network import RoadNetwork, _rank_within
-from maxent_irl.roads.routing import Router
 from maxent_irl.roads.trace import Trace, TripRejection
 
-__all__ = ["MapMatcher", "MatchResult"]
+__all__ = ["POINT_REASONS", "MapMatcher", "MatchPiece", "MatchResult"]
 
 logger = logging.getLogger(__name__)
 
+#: Why a point of a trace is not matched (``MatchResult.point_reason``).
+POINT_REASONS: tuple[str, ...] = (
+    "off_network",  # no road within the search radius
+    "outlier",  # no plausible route joins it to the points before and after: left out
+)
+
 _MAX_PREFETCH_RADIUS_M = 250.0
-#: Routes longer than the great-circle distance by more than max(this, _ROUTE_MARGIN_BETAS * beta) are no transition.
-_ROUTE_MARGIN_M = 5000.0
-_ROUTE_MARGIN_BETAS = 50.0
-#: Bounded searches (large networks) first stop at max(this, _FIRST_MARGIN_BETAS * beta) (see the module docstring).
-_FIRST_MARGIN_M = 500.0
-_FIRST_MARGIN_BETAS = 25.0
 #: The smallest search radius the per-trace estimate can give (``max(50 m, 5 sigma)``).
 _MIN_RADIUS_M = 50.0
+#: Without times, a route longer than _UNTIMED_FACTOR x the fixes' distance + _UNTIMED_MARGIN_M is no transition.
+_UNTIMED_FACTOR = 2.0
+_UNTIMED_MARGIN_M = 500.0
+#: Steps that allow routes longer than this are searched on the whole network (bounded Router), not a corridor.
+_LONG_STEP_M = 3000.0
+#: A corridor window spans about this much of the trace (and at most _WINDOW_STEPS steps).
+_WINDOW_M = 1000.0
+_WINDOW_STEPS = 256
+#: At most this many consecutive points are left out as outliers to bridge one break.
+_MAX_SKIP = 2
+#: ... and only if the route then joining its neighbours is at most this many search radii longer than the line.
+_BRIDGE_SLACK_RADII = 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class MatchPiece:
+    """One connected part of a match: no plausible route joins it to the next piece.
+
+    ``states`` is a connected path of ``net.mdp``; ``points`` the (sorted) indices of the
+    input points matched onto it; ``confidence`` the mean over those points of the
+    posterior probability of their chosen candidate; ``length_m`` the distance travelled
+    along ``states`` from the first point's position to the last one's;
+    ``log_likelihood`` the HMM log probability of the piece's best path.
+    """
+
+    states: np.ndarray
+    points: np.ndarray
+    confidence: float
+    length_m: float
+    log_likelihood: float
+
+    @property
+    def first_point(self) -> int:
+        return int(self.points[0])
+
+    @property
+    def last_point(self) -> int:
+        return int(self.points[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "states": self.states.tolist(), "first_point": self.first_point, "last_point": self.last_point,
+            "n_points": int(self.points.size), "confidence": self.confidence, "length_m": self.length_m,
+            "log_likelihood": self.log_likelihood,
+        }
 
 
 @dataclass(frozen=True, eq=False)
 class MatchResult:
     """A trace matched onto the network.
 
-    ``states`` is a connected path of ``net.mdp`` (consecutive states joined by
-    transitions, repeats collapsed). Per GPS point ``i``: ``point_states[i]`` its
-    segment (``-1`` if unmatched), ``point_path_index[i]`` the position of that
-    segment in ``states``, ``point_distances_m[i]`` the distance to it and
-    ``point_offsets_m[i]`` the position along it (``nan`` if unmatched).
-    ``breaks`` lists the points where the HMM restarted (no plausible route from the
-    previous matched point); the gap before each was filled with a shortest path.
+    The match is ``pieces``: connected paths, split where no plausible route joins
+    consecutive points (``breaks`` lists the first input point of every piece but the
+    first). ``states`` joins the pieces into one path of ``net.mdp`` with the shortest
+    routes between them, as earlier versions did (only pieces no route at all joins,
+    on a network built with ``strongly_connected=False``, follow each other unjoined).
+
+    Per input point ``i``: ``point_states[i]`` its segment (``-1`` if unmatched),
+    ``point_piece[i]`` its piece, ``point_path_index[i]`` the position of its segment in
+    ``states``, ``point_distances_m[i]`` the distance to it, ``point_offsets_m[i]`` the
+    position along it, ``point_lonlat[i]`` that position, ``point_confidence[i]`` the
+    posterior probability of its candidate (``nan`` / ``-1`` if unmatched) and
+    ``point_reason[i]`` why it is not matched (one of :data:`POINT_REASONS`; ``None`` if
+    matched). ``confidence`` is the mean ``point_confidence`` of the matched points: the
+    expected share of them whose segment and position the model got right.
     """
 
     trace_id: str
@@ -104,6 +112,13 @@ class MatchResult:
     beta_m: float
     search_radius_m: float
     log_likelihood: float = field(default=float("nan"))
+    pieces: tuple[MatchPiece, ...] = ()
+    point_piece: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    point_lonlat: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    point_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    point_reason: tuple[str | None, ...] = ()
+    confidence: float = field(default=float("nan"))
+    used_times: bool = False
 
     @property
     def n_points(self) -> int:
@@ -116,13 +131,29 @@ class MatchResult:
     def summary(self) -> dict[str, object]:
         """JSON-ready figures (no arrays)."""
         d = self.point_distances_m[np.isfinite(self.point_distances_m)]
+        reasons = [r for r in self.point_reason if r is not None]
         return {
             "trace_id": self.trace_id, "n_points": self.n_points, "n_states": int(self.states.size),
-            "n_unmatched": len(self.unmatched_points), "breaks": list(self.breaks),
+            "n_unmatched": len(self.unmatched_points), "breaks": list(self.breaks), "n_pieces": len(self.pieces),
+            "unmatched_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+            "confidence": self.confidence, "used_times": self.used_times,
             "sigma_m": self.sigma_m, "beta_m": self.beta_m, "search_radius_m": self.search_radius_m,
             "max_point_distance_m": float(d.max()) if d.size else None,
             "median_point_distance_m": float(np.median(d)) if d.size else None,
         }
+
+
+@dataclass
+class _Chain:
+    """The HMM over the kept points: candidates, emissions, transitions, and where each step's routes came from."""
+
+    kept: np.ndarray  # indices into the matched points
+    C: np.ndarray
+    off: np.ndarray
+    dist: np.ndarray
+    emis: np.ndarray
+    logp: np.ndarray  # (m - 1, K, K)
+    window: list[CorridorWindow | None]  # per step; None: searched on the whole network
 
 
 class MapMatcher:
@@ -137,6 +168,11 @@ class MapMatcher:
         12 rather than 8 matters at 30 m noise in towns (recall 98.4 -> 98.7 %).
     uturn_penalty_m:
         Extra metres per U-turn in route distances (0 = plain Newson & Krumm).
+    max_speed_kmh:
+        With timestamps, a route implying more than this speed (beyond the position
+        noise allowance) is no transition.
+    use_times:
+        False: ignore timestamps (match as if the trace had none).
     max_points:
         Longer traces raise :class:`InvalidTraceError` (``"too_many_points"``) at once
         rather than tying up a worker: split them with ``split_trips(max_points=...)``.
@@ -153,6 +189,8 @@ class MapMatcher:
         backtrack_m: float | None = None,
         uturn_penalty_m: float = 100.0,
         min_spacing_m: float | None = None,
+        max_speed_kmh: float = 200.0,
+        use_times: bool = True,
     ) -> None:
         for name, val in (("sigma_m", sigma_m), ("beta_m", beta_m), ("search_radius_m", search_radius_m),
                           ("backtrack_m", backtrack_m), ("min_spacing_m", min_spacing_m)):
@@ -160,6 +198,10 @@ class MapMatcher:
                 raise ValueError(f"{name} must be a positive number or None, got {val!r}")
         if max_candidates < 1:
             raise ValueError(f"max_candidates must be >= 1, got {max_candidates}")
+        if not (np.isfinite(max_speed_kmh) and max_speed_kmh > 0):
+            raise ValueError(f"max_speed_kmh must be a positive number, got {max_speed_kmh!r}")
+        if not (np.isfinite(uturn_penalty_m) and uturn_penalty_m >= 0):
+            raise ValueError(f"uturn_penalty_m must be a non-negative number, got {uturn_penalty_m!r}")
         self.net = net
         self.sigma_m = sigma_m
         self.beta_m = beta_m
@@ -169,6 +211,8 @@ class MapMatcher:
         self.backtrack_m = backtrack_m
         self.uturn_penalty_m = float(uturn_penalty_m)
         self.min_spacing_m = min_spacing_m
+        self.max_speed_kmh = float(max_speed_kmh)
+        self.use_times = bool(use_times)
         self._router = net.router(self.uturn_penalty_m)
 
     # ------------------------------------------------------------------ public
@@ -199,14 +243,13 @@ class MapMatcher:
         top = _rank_within(pi) < self.max_candidates  # candidates come sorted by point, then distance
         pi, si, d, off_all = pi[top], si[top], d[top], off_all[top]
         matched = np.unique(pi)
-        unmatched = np.setdiff1d(np.arange(n), matched)
         if matched.size == 0:
             raise MapMatchingError(
                 f"trace {trace.trace_id!r}: no point within {radius:g} m of a routable road", "off_network",
                 trace.trace_id,
             )
         # padded candidate arrays over the matched points
-        m, K = matched.size, self.max_candidates
+        m, K = matched.size, int(_rank_within(pi).max()) + 1
         row = np.searchsorted(matched, pi)
         col = _rank_within(pi)
         C = np.full((m, K), -1, dtype=np.int64)
@@ -216,6 +259,7 @@ class MapMatcher:
         off = np.zeros((m, K))
         off[row, col] = off_all
         emis = np.where(C >= 0, -0.5 * (dist / sigma) ** 2, -np.inf)
+        times = trace.times[matched] if (self.use_times and trace.times is not None) else None
 
         # fixes close to the previous one add noise, not information (see the module docstring)
         spacing = self.min_spacing_m
@@ -224,35 +268,85 @@ class MapMatcher:
             dense = steps.size > 0 and float(np.median(steps)) < 4.0 * sigma
             spacing = (6.0 if dense else 2.0) * sigma
         kept = _thin(xy[matched], spacing)
-        choice, breaks, loglik = self._viterbi(C[kept], off[kept], emis[kept], trace.points[matched[kept]], beta,
-                                               backtrack)
-        states_k, offs_k, dist_k = C[kept, choice], off[kept, choice], dist[kept, choice]
-        path, index_k = self._connect(states_k, offs_k, backtrack)
-        path, index_k = self._trim_ends(path, index_k, states_k, offs_k, dist_k, xy[matched[kept]], sigma)
-        path_index = np.full(m, -1, dtype=np.int64)
-        path_index[kept] = index_k
-        states_pts = np.full(m, -1, dtype=np.int64)
-        states_pts[kept] = states_k
-        offs_pts, dist_pts = np.zeros(m), np.zeros(m)
-        offs_pts[kept], dist_pts[kept] = offs_k, dist_k
-        if kept.size < m:
-            self._place_thinned(path, kept, path_index, states_pts, offs_pts, dist_pts, xy[matched])
+        params = _Params(sigma, radius, beta, backtrack, times)
+        chain = self._chain(kept, C, off, dist, emis, xy[matched], trace.points[matched], params)
+        choice, is_break, piece_ll, outliers = self._decode(chain, C, off, dist, emis, xy[matched],
+                                                            trace.points[matched], params)
+        post = posteriors(chain.emis, chain.logp, is_break)
+        m_k = chain.kept.size
+        conf_k = post[np.arange(m_k), choice]
+        states_k = chain.C[np.arange(m_k), choice]
+        offs_k = chain.off[np.arange(m_k), choice]
+        dist_k = chain.dist[np.arange(m_k), choice]
 
-        point_states = np.full(n, -1, dtype=np.int64)
-        point_states[matched] = states_pts
-        point_index = np.full(n, -1, dtype=np.int64)
-        point_index[matched] = path_index
-        pdist = np.full(n, np.nan)
-        pdist[matched] = dist_pts
-        poff = np.full(n, np.nan)
-        poff[matched] = offs_pts
-        if unmatched.size:
-            logger.info("trace %s: %d of %d points match no road", trace.trace_id, unmatched.size, n)
+        # per piece: a connected path, and each matched point's place on it
+        starts = np.flatnonzero(np.r_[True, is_break[1:]])
+        ends = np.r_[starts[1:], m_k]
+        paths: list[np.ndarray] = []
+        piece_of = np.full(m, -1, dtype=np.int64)  # over the matched points
+        index = np.full(m, -1, dtype=np.int64)  # position in the piece's path
+        p_state = np.full(m, -1, dtype=np.int64)
+        p_off, p_dist, p_conf = np.zeros(m), np.zeros(m), np.zeros(m)
+        steps_paths = self._step_paths(chain, states_k, is_break)
+        xy_m = xy[matched]
+        for p, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            path, idx = _assemble(states_k[a:b], steps_paths[a : b - 1])
+            st, of, di = states_k[a:b].copy(), offs_k[a:b].copy(), dist_k[a:b].copy()
+            ks = chain.kept[a:b]
+            path, idx = self._trim_ends(path, idx, st, of, di, xy_m[ks], sigma)
+            paths.append(path)
+            piece_of[ks], index[ks], p_state[ks], p_off[ks], p_dist[ks] = p, idx, st, of, di
+            p_conf[ks] = conf_k[a:b]
+        dropped = np.zeros(m, dtype=bool)
+        dropped[outliers] = True
+        self._place_thinned(paths, chain.kept, piece_of, index, p_state, p_off, p_dist, p_conf, dropped, xy_m)
+
+        # the pieces joined into one path, as before (``states``)
+        ends_off = [(p_off[(piece_of == q) & (index == 0)].min(),
+                     p_off[(piece_of == q) & (index == path.size - 1)].max()) for q, path in enumerate(paths)]
+        joined, offsets = self._join(paths, ends_off, backtrack)
+        ok = piece_of >= 0
+        pieces = []
+        for p, path in enumerate(paths):
+            sel = np.flatnonzero(piece_of == p)
+            first, last = sel[index[sel] == 0], sel[index[sel] == path.size - 1]
+            L = self.net.segment_length_m
+            if path.size == 1:
+                length = float(max(p_off[sel].max() - p_off[sel].min(), 0.0))
+            else:
+                length = float(L[path].sum() - p_off[first].min() - (L[path[-1]] - p_off[last].max()))
+            pieces.append(MatchPiece(
+                states=path, points=matched[sel], confidence=float(p_conf[sel].mean()), length_m=max(length, 0.0),
+                log_likelihood=float(piece_ll[p]),
+            ))
+
+        def spread(values: np.ndarray, fill: float | int, dtype: type = float) -> np.ndarray:
+            out = np.full(n, fill, dtype=dtype)
+            out[matched[ok]] = values[ok]
+            return out
+
+        point_states = spread(p_state, -1, np.int64)
+        point_piece = spread(piece_of, -1, np.int64)
+        point_index = spread(np.where(ok, offsets[np.maximum(piece_of, 0)] + index, -1), -1, np.int64)
+        poff, pdist, pconf = spread(p_off, np.nan), spread(p_dist, np.nan), spread(p_conf, np.nan)
+        lonlat = np.full((n, 2), np.nan)
+        if ok.any():
+            lonlat[matched[ok]] = net.points_along(p_state[ok], p_off[ok])
+        reason: list[str | None] = ["off_network"] * n
+        for i in matched[ok]:
+            reason[i] = None
+        for i in matched[dropped]:
+            reason[i] = "outlier"
+        unmatched = [i for i, r in enumerate(reason) if r is not None]
+        if unmatched:
+            logger.info("trace %s: %d of %d points not matched", trace.trace_id, len(unmatched), n)
         return MatchResult(
-            trace_id=trace.trace_id, states=path, point_states=point_states, point_path_index=point_index,
-            point_distances_m=pdist, point_offsets_m=poff, unmatched_points=unmatched.tolist(),
-            breaks=[int(matched[kept[b]]) for b in breaks], sigma_m=sigma, beta_m=beta, search_radius_m=radius,
-            log_likelihood=loglik,
+            trace_id=trace.trace_id, states=joined, point_states=point_states, point_path_index=point_index,
+            point_distances_m=pdist, point_offsets_m=poff, unmatched_points=unmatched,
+            breaks=[int(matched[chain.kept[b]]) for b in starts[1:]], sigma_m=sigma, beta_m=beta,
+            search_radius_m=radius, log_likelihood=float(piece_ll.sum()), pieces=tuple(pieces),
+            point_piece=point_piece, point_lonlat=lonlat, point_confidence=pconf, point_reason=tuple(reason),
+            confidence=float(p_conf[ok].mean()), used_times=times is not None,
         )
 
     def match_many(self, traces: Iterable[Trace]) -> tuple[list[MatchResult], list[TripRejection]]:
@@ -265,7 +359,7 @@ class MapMatcher:
                 rejected.append(TripRejection(tr.trace_id, exc.reason, str(exc)))
         return results, rejected
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ candidates
     def _prefetch(self, xy: np.ndarray, prefetch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Candidates within the search radius :meth:`match` will use for this trace (or a larger one).
 
@@ -289,129 +383,204 @@ class MapMatcher:
         radius = min(max(_MIN_RADIUS_M, 5.0 * sigma), prefetch)
         return found if radius <= _MIN_RADIUS_M else net.candidates(xy, radius, per_state="local")
 
-    def _transition_bounds(
-        self, Ca: np.ndarray, Cb: np.ndarray, offa: np.ndarray, offb: np.ndarray, gc: np.ndarray, beta: float,
-        backtrack: float, margin: float, search_m: float,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Log transition probabilities from the candidates ``Ca[s]`` to ``Cb[s]`` of each step, ``(s, K, K)``.
+    # ------------------------------------------------------------------ transitions
+    def _limits(self, lonlat: np.ndarray, times: np.ndarray | None, p: _Params) -> tuple[np.ndarray, np.ndarray]:
+        """Great-circle distance of each step and the longest route (U-turn penalty included) it allows."""
+        gc = haversine_m(lonlat[:-1], lonlat[1:])
+        lim = _UNTIMED_FACTOR * gc + _UNTIMED_MARGIN_M
+        if times is not None:
+            lim = np.minimum(lim, self.max_speed_kmh / 3.6 * np.diff(times) + 2.0 * p.radius)
+        return gc, lim + self.uturn_penalty_m
 
-        Returns ``(logp, upper)``: ``logp`` is ``-inf`` for no route, a route ``margin`` m
-        longer than ``gc``, or one the searches, which stop about ``search_m`` m beyond
-        ``gc``, did not reach; ``upper`` bounds the true value of those (``== logp`` elsewhere).
-        """
+    def _transitions(
+        self, C: np.ndarray, off: np.ndarray, xy: np.ndarray, lonlat: np.ndarray, times: np.ndarray | None,
+        p: _Params,
+    ) -> tuple[np.ndarray, list[CorridorWindow | None]]:
+        """Log transition probabilities between consecutive points' candidates, ``(m - 1, K, K)``, and windows."""
         L = self.net.segment_length_m
-        A, B = Ca[:, :, None], Cb[:, None, :]
-        OA, OB = offa[:, :, None], offb[:, None, :]
-        A, B, OA, OB = np.broadcast_arrays(A, B, OA, OB)
-        G = np.broadcast_to(gc[:, None, None], A.shape)
+        s, K = C.shape[0] - 1, C.shape[1]
+        gc, lim = self._limits(lonlat, times, p)
+        A, B = np.broadcast_arrays(C[:-1, :, None], C[1:, None, :])
+        OA, OB = np.broadcast_arrays(off[:-1, :, None], off[1:, None, :])
         valid = (A >= 0) & (B >= 0)
-        route = np.full(A.shape, np.inf)
+        route = np.full((s, K, K), np.inf)
         same = valid & (A == B)
         delta = OB[same] - OA[same]
-        route[same] = np.where(delta >= -backtrack, np.abs(delta), np.inf)
+        route[same] = np.where(delta >= -p.backtrack, np.abs(delta), np.inf)
         other = valid & (A != B)
-        a, b = A[other], B[other]
-        bound = np.full(A.shape, np.inf)  # a lower bound on the routes not found
-        if a.size:
-            ends = (L[a] - OA[other]) - L[b] + OB[other]  # route = ends + dab
-            # route <= gc + search_m  <=>  dab <= gc + search_m - ends: no need to search farther
-            dab, reach = self._router.pair_distances_reached(a, b, limit_m=G[other] + search_m - ends)
-            route[other] = ends + dab
-            bound[other] = np.where(np.isfinite(dab), np.inf, ends + reach)
+        ends = np.where(other, (L[A] - OA) - L[B] + OB, 0.0)  # route = ends + dist(a, b)
+        need = np.where(other, lim[:, None, None] - ends, -np.inf)
+        dist = np.full((s, K, K), np.inf)
+        windows: list[CorridorWindow | None] = [None] * s
+        for s0, s1 in _windows(gc, lim):
+            if lim[s0] > _LONG_STEP_M:  # a data gap: bounded search on the whole network
+                ask = other[s0] & (need[s0] > 0)
+                dist[s0][ask] = self._router.pair_distances(A[s0][ask], B[s0][ask], limit_m=need[s0][ask])
+                continue
+            reach = p.radius + float(lim[s0:s1].max()) + 1.0
+            dist[s0:s1], win = window_distances(self._router.graph, self.net._tree, self.net._chunk_state,
+                                                xy[s0 : s1 + 1], C[s0 : s1 + 1], need[s0:s1], reach)
+            windows[s0:s1] = [win] * (s1 - s0)
+        route[other] = ends[other] + dist[other]
         with np.errstate(invalid="ignore"):
-            logp = -np.abs(route - G) / beta
-            upper = -(bound - G) / beta
-        logp[~np.isfinite(route) | (route - G > margin)] = -np.inf
-        upper[~np.isfinite(bound) | (bound - G > margin)] = -np.inf
-        return logp, np.maximum(logp, upper)
+            logp = -np.abs(route - gc[:, None, None]) / p.beta
+        logp[~(route <= lim[:, None, None])] = -np.inf
+        return logp, windows
 
-    def _viterbi(
-        self, C: np.ndarray, off: np.ndarray, emis: np.ndarray, lonlat: np.ndarray, beta: float, backtrack: float
-    ) -> tuple[np.ndarray, list[int], float]:
-        m, K = C.shape
-        gc = haversine_m(lonlat[:-1], lonlat[1:])
-        margin = max(_ROUTE_MARGIN_M, _ROUTE_MARGIN_BETAS * beta)
-        chunk = max(1, 200_000 // (K * K))  # bounded memory for long traces
-        if self._router.dense:  # complete rows: every route is known at once
+    def _chain(
+        self, kept: np.ndarray, C: np.ndarray, off: np.ndarray, dist: np.ndarray, emis: np.ndarray, xy: np.ndarray,
+        lonlat: np.ndarray, p: _Params,
+    ) -> _Chain:
+        times = None if p.times is None else p.times[kept]
+        logp, windows = self._transitions(C[kept], off[kept], xy[kept], lonlat[kept], times, p)
+        return _Chain(kept, C[kept], off[kept], dist[kept], emis[kept], logp, windows)
 
-            def steps() -> Iterator[np.ndarray]:
-                for c0 in range(0, m - 1, chunk):
-                    c1 = min(m - 1, c0 + chunk)
-                    yield from self._transition_bounds(C[c0:c1], C[c0 + 1 : c1 + 1], off[c0:c1], off[c0 + 1 : c1 + 1],
-                                                       gc[c0:c1], beta, backtrack, margin, margin)[0]
+    def _decode(
+        self, chain: _Chain, C: np.ndarray, off: np.ndarray, dist: np.ndarray, emis: np.ndarray, xy: np.ndarray,
+        lonlat: np.ndarray, p: _Params,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+        """Viterbi; where the chain breaks, leave out up to _MAX_SKIP points if that bridges it (outliers).
 
-            scores, back, is_break = _forward(steps(), emis)
-        else:
-            scores, back, is_break = self._bounded_forward(C, off, emis, gc, beta, backtrack, margin)
-        # backtrack, piece by piece (a break starts a new piece)
-        choice = np.empty(m, dtype=np.int64)
-        k = int(np.argmax(scores[m - 1]))
-        loglik = float(scores[m - 1, k])
-        for t in range(m - 1, -1, -1):
-            choice[t] = k
-            if t == 0:
-                break
-            if is_break[t]:
-                k = int(np.argmax(scores[t - 1]))
-                loglik += float(scores[t - 1, k])
-            else:
-                k = int(back[t, k])
-        return choice, np.flatnonzero(is_break).tolist(), loglik
-
-    def _bounded_forward(
-        self, C: np.ndarray, off: np.ndarray, emis: np.ndarray, gc: np.ndarray, beta: float, backtrack: float,
-        margin: float,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The Viterbi forward pass from short searches, certified equal to the one with ``margin``-long searches.
-
-        Routes are searched ``max(500 m, 25 beta)`` beyond the great-circle distance; a pair
-        not reached gets an upper bound on its log probability. After a forward pass over
-        the known pairs, upper bounds of every path's prefix and suffix show which unknown
-        pairs could lie on a better path (or bridge a break); only their steps are searched
-        again, with the whole margin, and the pass is redone until no such pair is left.
+        Updates ``chain`` in place; returns the choice, breaks and pieces' log-likelihoods
+        over its (final) kept points, and the matched points left out.
         """
-        m, K = C.shape
-        first = min(margin, max(_FIRST_MARGIN_M, _FIRST_MARGIN_BETAS * beta))
-        logp = np.empty((m - 1, K, K))
-        upper = np.empty((m - 1, K, K))
-        chunk = max(1, 200_000 // (K * K))
-        for c0 in range(0, m - 1, chunk):
-            c1 = min(m - 1, c0 + chunk)
-            logp[c0:c1], upper[c0:c1] = self._transition_bounds(
-                C[c0:c1], C[c0 + 1 : c1 + 1], off[c0:c1], off[c0 + 1 : c1 + 1], gc[c0:c1], beta, backtrack, margin,
-                first,
-            )
+        outliers: list[int] = []
         while True:
-            scores, back, is_break = _forward(iter(logp), emis)
-            redo = _uncertain_steps(logp, upper, emis, scores, is_break)
-            if not redo.size:
-                return scores, back, is_break
-            for c0 in range(0, redo.size, chunk):
-                s = redo[c0 : c0 + chunk]
-                logp[s], _ = self._transition_bounds(C[s], C[s + 1], off[s], off[s + 1], gc[s], beta, backtrack,
-                                                     margin, margin)
-                upper[s] = logp[s]  # a pair not found now is beyond the margin: no transition
+            choice, is_break, piece_ll, scores = viterbi(chain.emis, chain.logp)
+            repaired = False
+            below = chain.kept.size
+            for t in np.flatnonzero(is_break)[::-1]:  # from the end: splicing keeps earlier positions valid
+                if t + 1 >= below:  # too close to the last splice: its positions moved; next round
+                    continue
+                fix = self._bridge(chain, int(t), np.isfinite(scores), C, off, xy, lonlat, p)
+                if fix is not None:
+                    outliers.extend(int(chain.kept[j]) for j in fix[0])
+                    _splice(chain, fix[0], fix[1], fix[2], C, off, dist, emis)
+                    below = fix[0][0] - 1
+                    repaired = True
+            if not repaired:
+                return choice, is_break, piece_ll, sorted(outliers)
+
+    def _bridge(
+        self, chain: _Chain, t: int, alive: np.ndarray, C: np.ndarray, off: np.ndarray, xy: np.ndarray,
+        lonlat: np.ndarray, p: _Params,
+    ) -> tuple[list[int], np.ndarray, list[CorridorWindow | None]] | None:
+        """Kept positions to leave out so that a plausible route crosses the break before ``t``, with its step.
+
+        ``alive[j, k]``: candidate ``k`` of kept position ``j`` ends a path of its piece;
+        the route must start from one of those.
+        """
+        m = chain.kept.size
+        options = [[t], [t - 1], [t, t + 1], [t - 1, t], [t - 2, t - 1]]
+        for drop in options:
+            if len(drop) > _MAX_SKIP:
+                continue
+            a, b = drop[0] - 1, drop[-1] + 1
+            if a < 0 or b >= m:
+                continue
+            pair = chain.kept[[a, b]]
+            times = None if p.times is None else p.times[pair]
+            logp, win = self._transitions(C[pair], off[pair], xy[pair], lonlat[pair], times, p)
+            # an outlier is a point off the road the others follow: without it, a route about as long as
+            # the straight line joins its neighbours (a long detour would rather mean a road missing from the map)
+            best = logp[0][alive[a]].max(initial=-np.inf)
+            if best >= -_BRIDGE_SLACK_RADII * p.radius / p.beta:
+                return drop, logp, win
+        return None
+
+    # ------------------------------------------------------------------ paths
+    def _step_paths(self, chain: _Chain, states: np.ndarray, is_break: np.ndarray) -> list[np.ndarray | None]:
+        """For each step, the states from the chosen segment to the next one (None: stays on it, or a break)."""
+        out: list[np.ndarray | None] = [None] * (states.size - 1)
+        todo: dict[int, list[int]] = {}
+        wins: dict[int, CorridorWindow] = {}
+        for t in range(states.size - 1):
+            a, b = int(states[t]), int(states[t + 1])
+            if a == b or is_break[t + 1]:
+                continue
+            w = chain.window[t]
+            if w is None:
+                try:
+                    out[t] = self._router.shortest_path(a, b)
+                except ValueError:
+                    out[t] = None  # no route: cannot happen for a finite transition
+                continue
+            todo.setdefault(id(w), []).append(t)
+            wins[id(w)] = w
+        for key, ts in todo.items():
+            idx = np.asarray(ts)
+            for t, path in zip(ts, wins[key].paths(states[idx], states[idx + 1]), strict=True):
+                out[t] = path
+        return out
+
+    def _join(
+        self, paths: list[np.ndarray], ends_off: list[tuple[float, float]], backtrack: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pieces joined by shortest paths into one state sequence, and where each piece starts in it.
+
+        ``ends_off``: per piece, the offset of its first point on its first segment and of
+        its last point on its last one (a piece starting behind where the last one ended,
+        on the same segment, is joined by a loop).
+        """
+        joined = [int(s) for s in paths[0]]
+        offsets = [0]
+        for q, path in enumerate(paths[1:], start=1):
+            a, b = joined[-1], int(path[0])
+            if a == b and ends_off[q][0] >= ends_off[q - 1][1] - backtrack:
+                offsets.append(len(joined) - 1)
+                joined.extend(int(s) for s in path[1:])
+                continue
+            try:
+                bridge = _loop_path(self.net, self._router, a) if a == b else self._router.shortest_path(a, b)
+                joined.extend(int(s) for s in bridge[1:-1])
+            except ValueError:  # no route at all (a network that is not strongly connected)
+                pass
+            offsets.append(len(joined))
+            joined.extend(int(s) for s in path)
+        return np.asarray(joined, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def _place_thinned(
-        self, path: np.ndarray, kept: np.ndarray, index: np.ndarray, states: np.ndarray, offsets: np.ndarray,
-        dists: np.ndarray, xy: np.ndarray,
+        self, paths: list[np.ndarray], kept: np.ndarray, piece_of: np.ndarray, index: np.ndarray, states: np.ndarray,
+        offsets: np.ndarray, dists: np.ndarray, conf: np.ndarray, dropped: np.ndarray, xy: np.ndarray,
     ) -> None:
-        """Put each thinned-out point on the nearest path segment between its kept neighbours (in place)."""
+        """Put each thinned-out point on the nearest segment of its piece between its kept neighbours (in place).
+
+        A thinned point belongs to the piece of the kept point before it (after the
+        last kept point of a piece, the rest of that piece is its range); its
+        confidence is the lower of its kept neighbours' in that piece.
+        """
         m = index.size
-        drop = np.setdiff1d(np.arange(m), kept)
-        nxt = np.searchsorted(kept, drop)  # kept[0] == 0 and kept[-1] == m - 1: both neighbours exist
-        lo, hi = index[kept[nxt - 1]], index[kept[nxt]]
+        is_kept = np.zeros(m, dtype=bool)
+        is_kept[kept] = True
+        drop = np.flatnonzero(~is_kept & ~dropped)
+        if not drop.size:
+            return
+        nxt = np.searchsorted(kept, drop)
+        prev_k = kept[np.maximum(nxt - 1, 0)]
+        next_k = kept[np.minimum(nxt, kept.size - 1)]
+        before_first = nxt == 0
+        prev_k = np.where(before_first, next_k, prev_k)
+        piece = piece_of[prev_k]
+        same = (piece_of[next_k] == piece) & (nxt < kept.size)
+        plen = np.array([paths[q].size for q in piece])
+        lo = np.where(before_first, 0, index[prev_k])
+        hi = np.where(same, index[next_k], plen - 1)
+        conf[drop] = np.where(same, np.minimum(conf[prev_k], conf[next_k]), conf[prev_k])
         counts = hi - lo + 1
         owner = np.repeat(np.arange(drop.size), counts)
         pos = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        d = shapely.distance(shapely.points(xy[drop][owner]), self.net._lines[path[pos]])
+        seg = np.concatenate(paths)[np.repeat(np.cumsum([0] + [q.size for q in paths])[piece], counts) + pos]
+        d = shapely.distance(shapely.points(xy[drop][owner]), self.net._lines[seg])
         order = np.lexsort((pos, d, owner))  # per point: nearest, then earliest
         first = np.r_[True, owner[order][1:] != owner[order][:-1]]
         best = np.empty(drop.size, dtype=np.int64)
         best[owner[order][first]] = pos[order][first]
+        piece_of[drop] = piece
         index[drop] = best
-        index[:] = np.maximum.accumulate(index)  # points never go back along the path
-        states[drop] = path[index[drop]]
+        for q in np.unique(piece):  # points never go back along their piece's path
+            sel = np.flatnonzero(piece_of == q)
+            index[sel] = np.maximum.accumulate(index[sel])
+            states[sel] = paths[q][index[sel]]
         dists[drop] = shapely.distance(shapely.points(xy[drop]), self.net._lines[states[drop]])
         offsets[drop] = self.net.offsets_m(xy[drop], states[drop])
 
@@ -441,78 +610,61 @@ class MapMatcher:
                 dists[last] = _reassign(self.net, int(path[-1]), xy[last])
         return path, index
 
-    def _connect(self, states: np.ndarray, offsets: np.ndarray, backtrack: float) -> tuple[np.ndarray, np.ndarray]:
-        """Join the per-point states into one path; return it and each point's index in it."""
-        router = self._router
-        path = [int(states[0])]
-        index = np.empty(states.size, dtype=np.int64)
-        index[0] = 0
-        for i in range(1, states.size):
-            a, b = int(states[i - 1]), int(states[i])
-            if a == b and offsets[i] >= offsets[i - 1] - backtrack:
-                index[i] = len(path) - 1
-                continue
-            # a == b here means it went round a loop back onto the same segment
-            seg = _loop_path(self.net, router, a) if a == b else router.shortest_path(a, b)
+
+@dataclass(frozen=True)
+class _Params:
+    """The per-trace model parameters (estimated or given) and the matched points' times."""
+
+    sigma: float
+    radius: float
+    beta: float
+    backtrack: float
+    times: np.ndarray | None
+
+
+def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of steps ``[s0, s1)`` searched together: up to _WINDOW_M of trace; a long step is a run of its own."""
+    out = []
+    s0, acc = 0, 0.0
+    for t in range(gc.size):
+        if lim[t] > _LONG_STEP_M:
+            if t > s0:
+                out.append((s0, t))
+            out.append((t, t + 1))
+            s0, acc = t + 1, 0.0
+            continue
+        acc += gc[t]
+        if acc > _WINDOW_M or t + 1 - s0 >= _WINDOW_STEPS:
+            out.append((s0, t + 1))
+            s0, acc = t + 1, 0.0
+    if s0 < gc.size:
+        out.append((s0, gc.size))
+    return out
+
+
+def _splice(
+    chain: _Chain, drop: list[int], logp: np.ndarray, win: list[CorridorWindow | None], C: np.ndarray,
+    off: np.ndarray, dist: np.ndarray, emis: np.ndarray,
+) -> None:
+    """Remove kept positions ``drop`` (consecutive) from the chain; ``logp`` / ``win`` is the step that bridges them."""
+    a, b = drop[0] - 1, drop[-1] + 1
+    keep = np.r_[0 : a + 1, b : chain.kept.size]
+    chain.kept = chain.kept[keep]
+    chain.C, chain.off, chain.dist, chain.emis = C[chain.kept], off[chain.kept], dist[chain.kept], emis[chain.kept]
+    chain.logp = np.concatenate([chain.logp[:a], logp, chain.logp[b:]])
+    chain.window = chain.window[:a] + win + chain.window[b:]
+
+
+def _assemble(states: np.ndarray, step_paths: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """One piece's path from its points' states and the routes between them; each point's position on it."""
+    path = [int(states[0])]
+    index = np.empty(states.size, dtype=np.int64)
+    index[0] = 0
+    for i, seg in enumerate(step_paths, start=1):
+        if seg is not None:
             path.extend(int(s) for s in seg[1:])
-            index[i] = len(path) - 1
-        return np.asarray(path, dtype=np.int64), index
-
-
-def _forward(steps: Iterator[np.ndarray], emis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Viterbi forward pass over ``(K, K)`` log transition matrices: scores, back pointers and breaks per point."""
-    m, K = emis.shape
-    back = np.zeros((m, K), dtype=np.int64)
-    scores = np.empty((m, K))
-    is_break = np.zeros(m, dtype=bool)
-    score = emis[0].copy()
-    scores[0] = score
-    cols = np.arange(K)
-    for t, trans in enumerate(steps, start=1):
-        cand = score[:, None] + trans
-        best = np.argmax(cand, axis=0)
-        new = cand[best, cols] + emis[t]
-        if not np.isfinite(new).any():  # nothing reachable: restart the chain here
-            is_break[t] = True
-            new = emis[t].copy()
-        else:
-            back[t] = best
-        score = new
-        scores[t] = score
-    return scores, back, is_break
-
-
-def _uncertain_steps(
-    logp: np.ndarray, upper: np.ndarray, emis: np.ndarray, scores: np.ndarray, is_break: np.ndarray
-) -> np.ndarray:
-    """Steps with a pair not searched far enough that could beat the best path found (or bridge one of its breaks).
-
-    A path through the unknown pair ``a -> b`` of step ``t`` scores at most the best upper
-    bound of a prefix ending at ``a`` + the pair's bound + the best bound of a suffix from
-    ``b``; if that is below the best found path of the piece (between breaks), the pair
-    cannot change the result.
-    """
-    unknown = upper > logp
-    if not unknown.any():
-        return np.zeros(0, dtype=np.int64)
-    m, K = emis.shape
-    prefix = np.empty((m, K))
-    prefix[0] = emis[0]
-    for t in range(1, m):
-        prefix[t] = emis[t] if is_break[t] else np.max(prefix[t - 1][:, None] + upper[t - 1], axis=0) + emis[t]
-    suffix = np.zeros((m, K))
-    for t in range(m - 2, -1, -1):
-        if not is_break[t + 1]:
-            suffix[t] = np.max(upper[t] + (emis[t + 1] + suffix[t + 1])[None, :], axis=1)
-    # the best path found in each piece, for every point of it
-    starts = np.flatnonzero(np.r_[True, is_break[1:]])
-    ends = np.r_[starts[1:] - 1, m - 1]
-    best = np.repeat(scores[ends].max(axis=1), ends - starts + 1)
-    with np.errstate(invalid="ignore"):
-        through = prefix[:-1, :, None] + upper + (emis[1:] + suffix[1:])[:, None, :]
-    beats = (unknown & (through >= best[1:, None, None])).any(axis=(1, 2))
-    bridges = (unknown & np.isfinite(prefix[:-1])[:, :, None] & np.isfinite(upper)).any(axis=(1, 2))
-    return np.flatnonzero(np.where(is_break[1:], bridges, beats))
+        index[i] = len(path) - 1
+    return np.asarray(path, dtype=np.int64), index
 
 
 def _thin(xy: np.ndarray, min_m: float, chunk: int = 256) -> np.ndarray:
@@ -525,15 +677,18 @@ def _reassign(net: RoadNetwork, state: int, xy: np.ndarray) -> np.ndarray:
     return shapely.distance(shapely.points(xy), net._lines[state])
 
 
-def _loop_path(net: RoadNetwork, router: Router, a: int) -> np.ndarray:
-    """Shortest cycle from ``a`` back to ``a`` (via its best successor)."""
+def _loop_path(net: RoadNetwork, router: Any, a: int) -> np.ndarray:
+    """Shortest cycle from ``a`` back to ``a`` (via its best successor); ``ValueError`` if there is none."""
     _, succ = net.mdp.successors(a)
     best, best_len = None, np.inf
     for s in succ:
-        p = router.shortest_path(int(s), a)
+        try:
+            p = router.shortest_path(int(s), a)
+        except ValueError:
+            continue
         length = net.segment_length_m[p].sum()
         if length < best_len:
             best, best_len = p, length
     if best is None:
-        return np.array([a])
+        raise ValueError(f"no loop through state {a}")
     return np.concatenate([[a], best])

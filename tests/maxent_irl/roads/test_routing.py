@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from maxent_irl.roads import MapMatcher, RoadNetwork, simulate_trips
+from maxent_irl.roads import corridor as corridor_module
 from maxent_irl.roads import matching as matching_module
 from maxent_irl.roads import routing as routing_module
+from maxent_irl.roads.geo import haversine_m
 from maxent_irl.roads.routing import Router
 from maxent_irl.roads.synthetic import grid_network
 
@@ -52,17 +54,23 @@ def test_bounded_rows_agree_with_complete_rows(monaco: RoadNetwork) -> None:
 
 
 def test_matching_never_searches_the_whole_of_a_large_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 19,880 states: full rows would be 3.2 GB, so the router bounds every search
+    # 19,880 states: full rows would be 3.2 GB; the matcher searches corridors around the trace instead
     net = grid_network(71)
     sims = simulate_trips(net, n_trips=4, seed=2, noise_m=10, interval_s=10, min_od_distance_m=2000)
+    sizes: list[int] = []
     limits: list[float] = []
-    real = routing_module.dijkstra
+    real_corridor, real_router = corridor_module.dijkstra, routing_module.dijkstra
 
-    def spy(*args: object, **kwargs: object) -> object:
+    def spy_corridor(graph: object, *args: object, **kwargs: object) -> object:
+        sizes.append(graph.shape[0])  # type: ignore[attr-defined]
+        return real_corridor(graph, *args, **kwargs)
+
+    def spy_router(*args: object, **kwargs: object) -> object:
         limits.append(float(kwargs.get("limit", np.inf)))  # type: ignore[arg-type]
-        return real(*args, **kwargs)
+        return real_router(*args, **kwargs)
 
-    monkeypatch.setattr(routing_module, "dijkstra", spy)
+    monkeypatch.setattr(corridor_module, "dijkstra", spy_corridor)
+    monkeypatch.setattr(routing_module, "dijkstra", spy_router)
     matcher = MapMatcher(net)
     for s in sims:
         r = matcher.match(s.trace)
@@ -70,38 +78,33 @@ def test_matching_never_searches_the_whole_of_a_large_network(monkeypatch: pytes
         L = net.segment_length_m
         truth = np.unique(s.path)
         assert L[np.intersect1d(truth, r.states)].sum() / L[truth].sum() > 0.95
-    # each search stops a few km out (before: one search over the whole network per candidate)
-    assert limits and max(limits) < 10_000
+    # every search runs on a small part of the network; any on the whole of it stops a few km out
+    assert sizes and max(sizes) < net.n_states / 5
+    assert not limits or max(limits) < 10_000
 
 
-@pytest.mark.parametrize("first_m", [500.0, 30.0])
-def test_bounded_searches_give_the_same_matches(
-    monaco: RoadNetwork, monkeypatch: pytest.MonkeyPatch, first_m: float
-) -> None:
-    # 30 m: most pairs are unknown after the short searches, so the certification re-searches many steps
-    monkeypatch.setattr(matching_module, "_FIRST_MARGIN_M", first_m)
-    monkeypatch.setattr(matching_module, "_FIRST_MARGIN_BETAS", first_m / 500.0)
-    sims = simulate_trips(monaco, n_trips=12, seed=11, noise_m=30, interval_s=10)
-    dense, bounded = MapMatcher(monaco), MapMatcher(monaco)
-    bounded._router = _router(monaco, max_cache_bytes=50_000)
-    assert dense._router.dense and not bounded._router.dense
-    for s in sims:
-        a, b = dense.match(s.trace), bounded.match(s.trace)
-        # the same optimum (dense rows are float32: near-ties may flip, the likelihood may not)
-        assert a.log_likelihood == pytest.approx(b.log_likelihood, abs=1e-3)
-        assert a.breaks == b.breaks
-        monaco.mdp.transition_indices(b.states)
-
-
-def test_routes_beyond_the_margin_are_no_transition(monaco: RoadNetwork) -> None:
-    # the same two fixes, far apart along a route but close as the crow flies: a break, not a 5 km detour
+def test_routes_beyond_the_limit_are_no_transition(monaco: RoadNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two fixes at the starts of states 0 and 1: a transition iff the route is within the step's limit
     matcher = MapMatcher(monaco, sigma_m=5, search_radius_m=3)
     C = np.array([[0], [1]])
     off = np.zeros((2, 1))
-    gc = np.array([10.0])
-    route = matcher._router.pair_distances(np.array([0]), np.array([1]))[0] - monaco.segment_length_m[1]
-    route += monaco.segment_length_m[0]
-    logp, upper = matcher._transition_bounds(C[:-1], C[1:], off[:-1], off[1:], gc, 5.0, 30.0, route - 11.0, 1e9)
-    assert logp[0, 0, 0] == -np.inf and upper[0, 0, 0] == -np.inf
-    logp, _ = matcher._transition_bounds(C[:-1], C[1:], off[:-1], off[1:], gc, 5.0, 30.0, route - 9.0, 1e9)
-    assert logp[0, 0, 0] == pytest.approx(-(route - 10.0) / 5.0)
+    lonlat = monaco.points_along(np.array([0, 1]), np.zeros(2))
+    xy = monaco.projection.forward(lonlat)
+    gc = float(haversine_m(lonlat[0], lonlat[1]))
+    L = monaco.segment_length_m
+    route = float(matcher._router.pair_distances(np.array([0]), np.array([1]))[0]) + L[0] - L[1]
+    p = matching_module._Params(sigma=5.0, radius=3.0, beta=5.0, backtrack=30.0, times=None)
+    untimed = 2.0 * gc + matcher.uturn_penalty_m  # the limit without the margin
+    for margin, finite in ((route - untimed - 1.0, False), (route - untimed + 1.0, True)):
+        monkeypatch.setattr(matching_module, "_UNTIMED_MARGIN_M", margin)
+        logp, _ = matcher._transitions(C, off, xy, lonlat, None, p)
+        assert np.isfinite(logp[0, 0, 0]) == finite
+        if finite:
+            assert logp[0, 0, 0] == pytest.approx(-abs(route - gc) / 5.0)
+    # with times, a route faster than max_speed_kmh (beyond the noise allowance of 2 radii) is none either
+    monkeypatch.setattr(matching_module, "_UNTIMED_MARGIN_M", 1e6)
+    speed = matcher.max_speed_kmh / 3.6
+    for extra, finite in ((-1.0, False), (1.0, True)):
+        dt = (route + extra - matcher.uturn_penalty_m - 2 * 3.0) / speed
+        logp, _ = matcher._transitions(C, off, xy, lonlat, np.array([0.0, dt]), p)
+        assert np.isfinite(logp[0, 0, 0]) == finite
