@@ -57,6 +57,16 @@ class CorridorWindow:
         return out
 
 
+def _boxes(xy: np.ndarray, reach: float, group: int = 16) -> np.ndarray:
+    """Boxes around runs of ``group`` consecutive points (each overlapping the next), grown by ``reach``."""
+    starts = np.arange(0, max(xy.shape[0] - 1, 1), group)
+    lo = np.minimum.reduceat(xy, starts, axis=0)
+    hi = np.maximum.reduceat(xy, starts, axis=0)
+    nxt = xy[np.minimum(starts + group, xy.shape[0] - 1)]  # runs share their end points: no gap between boxes
+    lo, hi = np.minimum(lo, nxt) - reach, np.maximum(hi, nxt) + reach
+    return shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])
+
+
 def _subgraph(graph: sp.csr_matrix, idx: np.ndarray, pos: np.ndarray) -> sp.csr_matrix:
     """Rows and columns ``idx`` of ``graph``; ``pos`` maps global -> local ids (``-1`` outside ``idx``)."""
     indptr, indices, data = graph.indptr, graph.indices, graph.data
@@ -77,6 +87,7 @@ def window_distances(
     C: np.ndarray,
     need: np.ndarray,
     reach_m: float,
+    pos: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CorridorWindow]:
     """``dist(C[t, i], C[t + 1, j])`` for the steps of one window, for every pair with ``need[t, i, j] >= dist``.
 
@@ -87,12 +98,24 @@ def window_distances(
     largest distance of use per pair; ``reach_m``: how far from the fixes a route within
     ``need`` can go (candidate radius + longest route of the window). Pairs not found
     within ``need`` are ``inf``. Returns the distances ``(s, K, K)`` and the window.
+    ``pos``: optional workspace, ``-1`` for every state (and left so), to spare allocating
+    one per window on a large network.
     """
-    s, K = C.shape[0] - 1, C.shape[1]
-    found = tree.query(shapely.multipoints(xy), predicate="dwithin", distance=float(reach_m))
+    found = tree.query(_boxes(xy, float(reach_m)))[1]  # bounding boxes only: a superset, 10x cheaper than distances
     idx = np.unique(np.concatenate([piece_state[found], C[C >= 0]]))
-    pos = np.full(graph.shape[0], -1, dtype=np.int64)
+    if pos is None:
+        pos = np.full(graph.shape[0], -1, dtype=np.int64)
     pos[idx] = np.arange(idx.size)
+    try:
+        return _distances(graph, idx, pos, C, need)
+    finally:
+        pos[idx] = -1
+
+
+def _distances(
+    graph: sp.csr_matrix, idx: np.ndarray, pos: np.ndarray, C: np.ndarray, need: np.ndarray
+) -> tuple[np.ndarray, CorridorWindow]:
+    s, K = C.shape[0] - 1, C.shape[1]
     sub = _subgraph(graph, idx, pos)
     finite = np.isfinite(need)
     limit = float(need[finite].max()) if finite.any() else 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["posteriors", "viterbi"]
+__all__ = ["posteriors", "posteriors_log", "viterbi"]
 
 
 def viterbi(emis: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -68,9 +68,47 @@ def _logsumexp_cols(M: np.ndarray) -> np.ndarray:
 def posteriors(emis: np.ndarray, trans: np.ndarray, is_break: np.ndarray) -> np.ndarray:
     """``P(candidate k at t | all observations of t's piece)``, ``(m, K)``; each row sums to one.
 
-    Forward-backward in log space, restarted at every break (the pieces of
-    :func:`viterbi`), each step normalized so long traces neither under- nor overflow.
+    Forward-backward, restarted at every break (the pieces of :func:`viterbi`). It runs
+    on probabilities, each transition matrix and emission row scaled by its largest
+    entry (a constant factor per step changes no posterior) and each step normalized;
+    a step whose scaled products all underflow is redone in log space.
     """
+    m, K = emis.shape
+    with np.errstate(invalid="ignore", under="ignore"):
+        shift = trans.max(axis=(1, 2), keepdims=True) if m > 1 else np.zeros((0, 1, 1))
+        P = np.exp(trans - np.where(np.isfinite(shift), shift, 0.0))
+        E = np.exp(emis - emis.max(axis=1, keepdims=True))
+    fa = np.empty((m, K))
+    for t in range(m):
+        a = E[t] if t == 0 or is_break[t] else (fa[t - 1] @ P[t - 1]) * E[t]
+        total = a.sum()
+        if not total > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                la = _logsumexp_cols(np.log(fa[t - 1])[:, None] + trans[t - 1]) + emis[t]
+                a = np.exp(la - la.max())
+            total = a.sum()
+        fa[t] = a / total
+    fb = np.ones((m, K))
+    for t in range(m - 2, -1, -1):
+        if is_break[t + 1]:
+            continue  # the last observation of a piece: beta = 1
+        b = P[t] @ (E[t + 1] * fb[t + 1])
+        total = b.sum()
+        if not total > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lb = _logsumexp_cols((trans[t] + (emis[t + 1] + np.log(fb[t + 1]))[None, :]).T)
+                b = np.exp(lb - lb.max())
+            total = b.sum()
+        fb[t] = b / total
+    post = fa * fb
+    total = post.sum(axis=1, keepdims=True)
+    if not np.all(total > 0):  # alpha and beta underflowed on disjoint candidates: redo all in log space
+        return posteriors_log(emis, trans, is_break)
+    return post / total
+
+
+def posteriors_log(emis: np.ndarray, trans: np.ndarray, is_break: np.ndarray) -> np.ndarray:
+    """:func:`posteriors` entirely in log space: slower, never underflows (the fallback, and a reference)."""
     m, K = emis.shape
     la = np.empty((m, K))
     with np.errstate(invalid="ignore"):
@@ -83,7 +121,7 @@ def posteriors(emis: np.ndarray, trans: np.ndarray, is_break: np.ndarray) -> np.
         lb = np.zeros((m, K))
         for t in range(m - 2, -1, -1):
             if is_break[t + 1]:
-                continue  # the last observation of a piece: beta = 1
+                continue
             b = _logsumexp_cols((trans[t] + (emis[t + 1] + lb[t + 1])[None, :]).T)
             mx = b.max()
             lb[t] = b - mx if np.isfinite(mx) else b

@@ -15,7 +15,7 @@ import shapely
 
 from maxent_irl.roads.corridor import CorridorWindow, window_distances
 from maxent_irl.roads.exceptions import InvalidTraceError, MapMatchingError
-from maxent_irl.roads.geo import haversine_m, planar_m, thin_indices
+from maxent_irl.roads.geo import haversine_m
 from maxent_irl.roads.hmm import posteriors, viterbi
 from maxent_irl.roads.network import RoadNetwork, _rank_within
 from maxent_irl.roads.trace import Trace, TripRejection
@@ -39,8 +39,9 @@ _UNTIMED_MARGIN_M = 500.0
 #: Steps that allow routes longer than this are searched on the whole network (bounded Router), not a corridor.
 _LONG_STEP_M = 3000.0
 #: A corridor window spans about this much of the trace (and at most _WINDOW_STEPS steps).
-_WINDOW_M = 1000.0
+_WINDOW_M = 300.0
 _WINDOW_STEPS = 256
+_WINDOW_LIMIT_RATIO = 1.5
 #: At most this many consecutive points are left out as outliers to bridge one break.
 _MAX_SKIP = 2
 #: ... and only if the route then joining its neighbours is at most this many search radii longer than the line.
@@ -233,7 +234,7 @@ class MapMatcher:
             )
         nearest = np.full(n, np.inf)
         np.minimum.at(nearest, pi, d)
-        sigma = self.sigma_m or float(np.clip(1.4826 * np.median(nearest[np.isfinite(nearest)]), 3.0, 50.0))
+        sigma = self.sigma_m or _estimate_sigma(nearest)
         radius = self.search_radius_m or float(min(max(_MIN_RADIUS_M, 5.0 * sigma), prefetch))
         beta = self.beta_m or max(5.0, sigma)
         backtrack = self.backtrack_m or 6.0 * sigma
@@ -363,9 +364,10 @@ class MapMatcher:
     def _prefetch(self, xy: np.ndarray, prefetch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Candidates within the search radius :meth:`match` will use for this trace (or a larger one).
 
-        With an estimated radius, ask for the smallest one (50 m) first: when every point
-        has a road within it, the nearest distances, hence sigma and the radius, are already
-        known, and a second query fetches exactly that radius if it is larger. That spares
+        With an estimated radius, ask for the smallest one (50 m) first: when most points
+        have a road within it, the median nearest distance, hence sigma and the radius, is
+        already known (the others only count as farther), and a second query fetches exactly
+        that radius if it is larger. That spares
         the geometry of the (250 m / radius)^2 times more segment pieces a full prefetch
         would touch: short query traces with ordinary GPS noise match about twice as fast.
         The candidates are exactly those a 250 m query gives within the radius, hairpin
@@ -375,11 +377,11 @@ class MapMatcher:
         if self.search_radius_m is not None or prefetch <= _MIN_RADIUS_M:
             return net.candidates(xy, prefetch, per_state="local")
         found = net.candidates(xy, _MIN_RADIUS_M, per_state="local")
-        if np.unique(found[0]).size < xy.shape[0]:  # some point's nearest road is farther: estimate from all
-            return net.candidates(xy, prefetch, per_state="local")
         nearest = np.full(xy.shape[0], np.inf)
         np.minimum.at(nearest, found[0], found[2])
-        sigma = self.sigma_m or float(np.clip(1.4826 * np.median(nearest), 3.0, 50.0))
+        if not np.isfinite(np.median(nearest)):  # most points' nearest road is farther: estimate from a wider search
+            return net.candidates(xy, prefetch, per_state="local")
+        sigma = self.sigma_m or _estimate_sigma(nearest)
         radius = min(max(_MIN_RADIUS_M, 5.0 * sigma), prefetch)
         return found if radius <= _MIN_RADIUS_M else net.candidates(xy, radius, per_state="local")
 
@@ -412,6 +414,7 @@ class MapMatcher:
         need = np.where(other, lim[:, None, None] - ends, -np.inf)
         dist = np.full((s, K, K), np.inf)
         windows: list[CorridorWindow | None] = [None] * s
+        pos = np.full(self.net.n_states, -1, dtype=np.int64)  # corridor workspace
         for s0, s1 in _windows(gc, lim):
             if lim[s0] > _LONG_STEP_M:  # a data gap: bounded search on the whole network
                 ask = other[s0] & (need[s0] > 0)
@@ -419,7 +422,7 @@ class MapMatcher:
                 continue
             reach = p.radius + float(lim[s0:s1].max()) + 1.0
             dist[s0:s1], win = window_distances(self._router.graph, self.net._tree, self.net._chunk_state,
-                                                xy[s0 : s1 + 1], C[s0 : s1 + 1], need[s0:s1], reach)
+                                                xy[s0 : s1 + 1], C[s0 : s1 + 1], need[s0:s1], reach, pos)
             windows[s0:s1] = [win] * (s1 - s0)
         route[other] = ends[other] + dist[other]
         with np.errstate(invalid="ignore"):
@@ -623,20 +626,23 @@ class _Params:
 
 
 def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of steps ``[s0, s1)`` searched together: up to _WINDOW_M of trace; a long step is a run of its own."""
+    """Runs of steps ``[s0, s1)`` searched together (corridor windows).
+
+    A run spans up to _WINDOW_M of trace and _WINDOW_STEPS steps, and its steps' limits
+    stay within a factor _WINDOW_LIMIT_RATIO of each other: its searches reach as far
+    as its longest limit, so one long step must not widen the searches of many short
+    ones. A step above _LONG_STEP_M is a run of its own (searched on the whole network).
+    """
     out = []
-    s0, acc = 0, 0.0
+    s0, acc, lo, hi = 0, 0.0, np.inf, 0.0
     for t in range(gc.size):
-        if lim[t] > _LONG_STEP_M:
-            if t > s0:
-                out.append((s0, t))
-            out.append((t, t + 1))
-            s0, acc = t + 1, 0.0
-            continue
+        lo2, hi2 = min(lo, lim[t]), max(hi, lim[t])
+        if t > s0 and (acc + gc[t] > _WINDOW_M or t - s0 >= _WINDOW_STEPS or hi2 > _WINDOW_LIMIT_RATIO * lo2
+                       or lim[t] > _LONG_STEP_M or hi > _LONG_STEP_M):
+            out.append((s0, t))
+            s0, acc, lo2, hi2 = t, 0.0, lim[t], lim[t]
         acc += gc[t]
-        if acc > _WINDOW_M or t + 1 - s0 >= _WINDOW_STEPS:
-            out.append((s0, t + 1))
-            s0, acc = t + 1, 0.0
+        lo, hi = lo2, hi2
     if s0 < gc.size:
         out.append((s0, gc.size))
     return out
@@ -667,9 +673,43 @@ def _assemble(states: np.ndarray, step_paths: list[np.ndarray | None]) -> tuple[
     return np.asarray(path, dtype=np.int64), index
 
 
-def _thin(xy: np.ndarray, min_m: float, chunk: int = 256) -> np.ndarray:
-    """Indices of projected points kept at least ``min_m`` apart (see :func:`thin_indices`)."""
-    return thin_indices(xy, min_m, planar_m, chunk)
+def _estimate_sigma(nearest: np.ndarray) -> float:
+    """Newson & Krumm's GPS noise estimate, 1.4826 x the median distance to the nearest road (clipped to 3..50 m).
+
+    ``nearest`` is ``inf`` for points with no road within the search: they count as far;
+    if they are most points, the median is taken over the others.
+    """
+    med = float(np.median(nearest))
+    if not np.isfinite(med):
+        med = float(np.median(nearest[np.isfinite(nearest)]))
+    return float(np.clip(1.4826 * med, 3.0, 50.0))
+
+
+def _thin(xy: np.ndarray, min_m: float) -> np.ndarray:
+    """Indices of projected points kept at least ``min_m`` from the previously kept one; first and last kept.
+
+    The same as :func:`~maxent_irl.roads.geo.thin_indices`, with look-ahead windows that
+    start small and double while no point is far enough: at 1 Hz the next kept point is
+    usually one or two ahead, at a stop hundreds.
+    """
+    n = xy.shape[0]
+    keep = [0]
+    i, chunk, last = 1, 8, xy[0]
+    while i < n:
+        hi = min(n, i + chunk)
+        far = np.flatnonzero(np.hypot(xy[i:hi, 0] - last[0], xy[i:hi, 1] - last[1]) >= min_m)
+        if far.size:
+            i += int(far[0])
+            keep.append(i)
+            last = xy[i]
+            i += 1
+            chunk = 8
+        else:
+            i = hi
+            chunk = min(2 * chunk, 4096)
+    if n > 1 and keep[-1] != n - 1:
+        keep.append(n - 1)
+    return np.asarray(keep, dtype=np.int64)
 
 
 def _reassign(net: RoadNetwork, state: int, xy: np.ndarray) -> np.ndarray:
