@@ -14,8 +14,9 @@ over arcs counted with multiplicity (an arc driven twice must be matched twice),
 loops count. The matched arcs are those of the result's pieces (a gap no plausible route bridges
 is not filled in). The summary is the mean weighted by true-route length.
 
-Speed: matched points per second of ``match()`` time (network building and the first scoring
-excluded), cold (each drive is a new network: every route search is new). The reference is the
+Speed: matched points per second of ``match()`` time (network building and scoring excluded),
+cold (each drive is a new network: every route search is new), by the wall clock and per second
+of the process's CPU time (steadier on a shared machine: other processes' load does not count). The reference is the
 matcher of another git revision (``--reference``, default ``main``), loaded from ``git show``
 and run in the same process on the same networks, each with a fresh router cache; the ratio
 new / reference is what to compare across machines.
@@ -138,12 +139,13 @@ def load_reference(rev: str) -> ModuleType | None:
     return module
 
 
-def timed_match(matcher_cls: type, net: RoadNetwork, trace: Trace) -> tuple[object, float]:
+def timed_match(matcher_cls: type, net: RoadNetwork, trace: Trace) -> tuple[object, float, float]:
+    """The result, its wall-clock and its CPU seconds (the process's, all threads)."""
     net._routers.clear()  # cold: a new network, no cached route searches (as for every drive)
     matcher = matcher_cls(net)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = matcher.match(trace)
-    return result, time.perf_counter() - t0
+    return result, time.perf_counter() - t0, time.process_time() - c0
 
 
 def run(data: Path, drives: list[str] | None, reference: str) -> dict[str, object]:
@@ -162,12 +164,12 @@ def run(data: Path, drives: list[str] | None, reference: str) -> dict[str, objec
         L = drive.arc_length_m
         row: dict[str, object] = {"drive": drive.name, "points": len(trace), "states": net.n_states}
         if ref is not None:
-            r_ref, t_ref = timed_match(ref.MapMatcher, net, trace)
+            r_ref, t_ref, c_ref = timed_match(ref.MapMatcher, net, trace)
             score = correct_fraction(drive.route, arc_of_state[matched_states(r_ref)], L)
-            row.update(ref_correct=score["correct"], ref_seconds=t_ref)
-        result, seconds = timed_match(MapMatcher, net, trace)
+            row.update(ref_correct=score["correct"], ref_seconds=t_ref, ref_cpu_seconds=c_ref)
+        result, seconds, cpu = timed_match(MapMatcher, net, trace)
         score = correct_fraction(drive.route, arc_of_state[matched_states(result)], L)
-        row.update(score, seconds=seconds, pieces=len(getattr(result, "pieces", [None])))
+        row.update(score, seconds=seconds, cpu_seconds=cpu, pieces=len(getattr(result, "pieces", [None])))
         rows.append(row)
         line = (f"{drive.name:>8} {len(trace):6d} {net.n_states:7d} {score['true_m'] / 1000:7.2f} "
                 f"{100 * score['correct']:7.2f}% {score['added_m']:8.0f} {score['missed_m']:8.0f} "
@@ -181,19 +183,23 @@ def run(data: Path, drives: list[str] | None, reference: str) -> dict[str, objec
         "drives": len(rows), "points": points,
         "correct_weighted": float(np.sum(true * np.array([r["correct"] for r in rows])) / true.sum()),
         "points_per_s": points / sum(r["seconds"] for r in rows),
+        "points_per_cpu_s": points / sum(r["cpu_seconds"] for r in rows),
     }
     if ref is not None:
         summary["reference"] = reference
         summary["ref_correct_weighted"] = float(
             np.sum(true * np.array([r["ref_correct"] for r in rows])) / true.sum())
         summary["ref_points_per_s"] = points / sum(r["ref_seconds"] for r in rows)
+        summary["ref_points_per_cpu_s"] = points / sum(r["ref_cpu_seconds"] for r in rows)
         summary["speed_ratio"] = summary["points_per_s"] / summary["ref_points_per_s"]
+        summary["cpu_speed_ratio"] = summary["points_per_cpu_s"] / summary["ref_points_per_cpu_s"]
     print(f"overall: {len(rows)} drives, {points} points, length-weighted correct fraction "
-          f"{100 * summary['correct_weighted']:.2f}%, {summary['points_per_s']:.0f} points/s")
+          f"{100 * summary['correct_weighted']:.2f}%, {summary['points_per_s']:.0f} points/s "
+          f"({summary['points_per_cpu_s']:.0f} per CPU second)")
     if ref is not None:
         print(f"reference ({reference}): {100 * summary['ref_correct_weighted']:.2f}%, "
-              f"{summary['ref_points_per_s']:.0f} points/s; speed ratio new / reference "
-              f"{summary['speed_ratio']:.2f}")
+              f"{summary['ref_points_per_s']:.0f} points/s ({summary['ref_points_per_cpu_s']:.0f} per CPU second); "
+              f"speed ratio new / reference {summary['speed_ratio']:.2f} (CPU: {summary['cpu_speed_ratio']:.2f})")
     return {"summary": summary, "drives": rows}
 
 

@@ -46,6 +46,10 @@ _WINDOW_LIMIT_RATIO = 1.5
 _MAX_SKIP = 2
 #: ... and only if the route then joining its neighbours is at most this many search radii longer than the line.
 _BRIDGE_SLACK_RADII = 2.0
+#: A point farther than this many sigmas from every road may be off the mapped roads (the "off-road" candidate).
+_OFF_ROAD_SIGMAS = 3.0
+#: Log probability of leaving the roads for the off-road candidate, and of coming back onto them.
+_OFF_ROAD_SWITCH = -5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +159,7 @@ class _Chain:
     emis: np.ndarray
     logp: np.ndarray  # (m - 1, K, K)
     window: list[CorridorWindow | None]  # per step; None: searched on the whole network
+    cut: np.ndarray  # (m - 1,) bool: steps across points left out off the roads, with no route (a break by design)
 
 
 class MapMatcher:
@@ -260,6 +265,12 @@ class MapMatcher:
         off = np.zeros((m, K))
         off[row, col] = off_all
         emis = np.where(C >= 0, -0.5 * (dist / sigma) ** 2, -np.inf)
+        # the last candidate of every point is "off the mapped roads", for points far from all of them
+        off_road = dist[:, 0] > _OFF_ROAD_SIGMAS * sigma
+        C = np.column_stack([C, np.full(m, -1, dtype=np.int64)])
+        dist = np.column_stack([dist, np.full(m, np.inf)])
+        off = np.column_stack([off, np.zeros(m)])
+        emis = np.column_stack([emis, np.where(off_road, -0.5 * _OFF_ROAD_SIGMAS**2, -np.inf)])
         times = trace.times[matched] if (self.use_times and trace.times is not None) else None
 
         # fixes close to the previous one add noise, not information (see the module docstring)
@@ -271,8 +282,8 @@ class MapMatcher:
         kept = _thin(xy[matched], spacing)
         params = _Params(sigma, radius, beta, backtrack, times)
         chain = self._chain(kept, C, off, dist, emis, xy[matched], trace.points[matched], params)
-        choice, is_break, piece_ll, outliers = self._decode(chain, C, off, dist, emis, xy[matched],
-                                                            trace.points[matched], params)
+        choice, is_break, piece_ll, outliers, off_map = self._decode(chain, C, off, dist, emis, xy[matched],
+                                                                     trace.points[matched], params)
         post = posteriors(chain.emis, chain.logp, is_break)
         m_k = chain.kept.size
         conf_k = post[np.arange(m_k), choice]
@@ -300,6 +311,7 @@ class MapMatcher:
             p_conf[ks] = conf_k[a:b]
         dropped = np.zeros(m, dtype=bool)
         dropped[outliers] = True
+        dropped[off_map] = True
         self._place_thinned(paths, chain.kept, piece_of, index, p_state, p_off, p_dist, p_conf, dropped, xy_m)
 
         # the pieces joined into one path, as before (``states``)
@@ -336,7 +348,7 @@ class MapMatcher:
         reason: list[str | None] = ["off_network"] * n
         for i in matched[ok]:
             reason[i] = None
-        for i in matched[dropped]:
+        for i in matched[outliers]:
             reason[i] = "outlier"
         unmatched = [i for i, r in enumerate(reason) if r is not None]
         if unmatched:
@@ -428,6 +440,10 @@ class MapMatcher:
         with np.errstate(invalid="ignore"):
             logp = -np.abs(route - gc[:, None, None]) / p.beta
         logp[~(route <= lim[:, None, None])] = -np.inf
+        # the off-road candidate (the last one): left and entered at a fixed cost, no route
+        logp[:, :, -1] = _OFF_ROAD_SWITCH
+        logp[:, -1, :] = _OFF_ROAD_SWITCH
+        logp[:, -1, -1] = 0.0
         return logp, windows
 
     def _chain(
@@ -436,33 +452,80 @@ class MapMatcher:
     ) -> _Chain:
         times = None if p.times is None else p.times[kept]
         logp, windows = self._transitions(C[kept], off[kept], xy[kept], lonlat[kept], times, p)
-        return _Chain(kept, C[kept], off[kept], dist[kept], emis[kept], logp, windows)
+        return _Chain(kept, C[kept], off[kept], dist[kept], emis[kept], logp, windows,
+                      np.zeros(kept.size - 1, dtype=bool))
 
     def _decode(
         self, chain: _Chain, C: np.ndarray, off: np.ndarray, dist: np.ndarray, emis: np.ndarray, xy: np.ndarray,
         lonlat: np.ndarray, p: _Params,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-        """Viterbi; where the chain breaks, leave out up to _MAX_SKIP points if that bridges it (outliers).
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+        """Viterbi, until no point is off the roads and no break can be bridged by leaving points out.
 
-        Updates ``chain`` in place; returns the choice, breaks and pieces' log-likelihoods
-        over its (final) kept points, and the matched points left out.
+        Points whose best explanation is the off-road candidate leave the chain: if a
+        plausible route (about as long as the straight line) joins the points on either
+        side, they were outliers and that route is the step; otherwise the car left the
+        mapped roads, and the step is a break. Where the chain breaks between points on
+        roads, up to _MAX_SKIP points are left out as outliers if that bridges it the same
+        way. Updates ``chain`` in place; returns the choice, breaks and pieces'
+        log-likelihoods over its final kept points, and the matched points left out as
+        outliers and as off the map.
         """
         outliers: list[int] = []
+        off_map: list[int] = []
+        K = chain.C.shape[1] - 1  # the off-road candidate
         while True:
+            if chain.kept.size == 0:
+                raise MapMatchingError("every point is off the mapped roads", "off_network")
             choice, is_break, piece_ll, scores = viterbi(chain.emis, chain.logp)
-            repaired = False
+            alive = np.isfinite(scores)
+            changed = False
+            runs = _runs(choice == K)
+            for i, j in runs[::-1]:  # from the end: splicing keeps earlier positions valid
+                drop = list(range(i, j + 1))
+                a, b = i - 1, j + 1
+                if a >= 0 and b < chain.kept.size and not is_break[i] and not is_break[b] and not chain.cut[a:b].any():
+                    logp, win = self._step(chain, a, b, C, off, xy, lonlat, p)
+                    if self._plausible(logp, alive[a], p):
+                        outliers.extend(int(chain.kept[k]) for k in drop)
+                        _splice(chain, drop, logp, win, False, C, off, dist, emis)
+                        changed = True
+                        continue
+                off_map.extend(int(chain.kept[k]) for k in drop)
+                _splice(chain, drop, np.full((1, K + 1, K + 1), -np.inf), [None], True, C, off, dist, emis)
+                changed = True
+            if changed:
+                continue
             below = chain.kept.size
-            for t in np.flatnonzero(is_break)[::-1]:  # from the end: splicing keeps earlier positions valid
-                if t + 1 >= below:  # too close to the last splice: its positions moved; next round
+            for t in np.flatnonzero(is_break)[::-1]:
+                if t + 1 >= below or chain.cut[t - 1]:  # near the last splice (positions moved), or a break by design
                     continue
-                fix = self._bridge(chain, int(t), np.isfinite(scores), C, off, xy, lonlat, p)
+                fix = self._bridge(chain, int(t), alive, C, off, xy, lonlat, p)
                 if fix is not None:
                     outliers.extend(int(chain.kept[j]) for j in fix[0])
-                    _splice(chain, fix[0], fix[1], fix[2], C, off, dist, emis)
+                    _splice(chain, fix[0], fix[1], fix[2], False, C, off, dist, emis)
                     below = fix[0][0] - 1
-                    repaired = True
-            if not repaired:
-                return choice, is_break, piece_ll, sorted(outliers)
+                    changed = True
+            if not changed:
+                return choice, is_break, piece_ll, sorted(outliers), sorted(off_map)
+
+    def _step(
+        self, chain: _Chain, a: int, b: int, C: np.ndarray, off: np.ndarray, xy: np.ndarray, lonlat: np.ndarray,
+        p: _Params,
+    ) -> tuple[np.ndarray, list[CorridorWindow | None]]:
+        """The transitions from kept position ``a`` straight to ``b`` (the points between left out)."""
+        pair = chain.kept[[a, b]]
+        times = None if p.times is None else p.times[pair]
+        return self._transitions(C[pair], off[pair], xy[pair], lonlat[pair], times, p)
+
+    @staticmethod
+    def _plausible(logp: np.ndarray, alive: np.ndarray, p: _Params) -> bool:
+        """A route from a live candidate on a road, at most _BRIDGE_SLACK_RADII search radii longer than the line.
+
+        An outlier is a point off the road the others follow: without it, such a route
+        joins its neighbours; a long detour would rather mean a road missing from the map.
+        """
+        road = logp[0][:-1, :-1][alive[:-1]]
+        return bool(road.max(initial=-np.inf) >= -_BRIDGE_SLACK_RADII * p.radius / p.beta)
 
     def _bridge(
         self, chain: _Chain, t: int, alive: np.ndarray, C: np.ndarray, off: np.ndarray, xy: np.ndarray,
@@ -479,15 +542,10 @@ class MapMatcher:
             if len(drop) > _MAX_SKIP:
                 continue
             a, b = drop[0] - 1, drop[-1] + 1
-            if a < 0 or b >= m:
+            if a < 0 or b >= m or chain.cut[a:b].any():
                 continue
-            pair = chain.kept[[a, b]]
-            times = None if p.times is None else p.times[pair]
-            logp, win = self._transitions(C[pair], off[pair], xy[pair], lonlat[pair], times, p)
-            # an outlier is a point off the road the others follow: without it, a route about as long as
-            # the straight line joins its neighbours (a long detour would rather mean a road missing from the map)
-            best = logp[0][alive[a]].max(initial=-np.inf)
-            if best >= -_BRIDGE_SLACK_RADII * p.radius / p.beta:
+            logp, win = self._step(chain, a, b, C, off, xy, lonlat, p)
+            if self._plausible(logp, alive[a], p):
                 return drop, logp, win
         return None
 
@@ -649,16 +707,32 @@ def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _splice(
-    chain: _Chain, drop: list[int], logp: np.ndarray, win: list[CorridorWindow | None], C: np.ndarray,
+    chain: _Chain, drop: list[int], logp: np.ndarray, win: list[CorridorWindow | None], cut: bool, C: np.ndarray,
     off: np.ndarray, dist: np.ndarray, emis: np.ndarray,
 ) -> None:
-    """Remove kept positions ``drop`` (consecutive) from the chain; ``logp`` / ``win`` is the step that bridges them."""
+    """Remove kept positions ``drop`` (consecutive) from the chain; ``logp`` / ``win`` is the step that replaces them.
+
+    At either end of the chain there is no step to replace them (``logp`` empty).
+    """
     a, b = drop[0] - 1, drop[-1] + 1
-    keep = np.r_[0 : a + 1, b : chain.kept.size]
+    m = chain.kept.size
+    keep = np.r_[0 : a + 1, b:m]
     chain.kept = chain.kept[keep]
     chain.C, chain.off, chain.dist, chain.emis = C[chain.kept], off[chain.kept], dist[chain.kept], emis[chain.kept]
-    chain.logp = np.concatenate([chain.logp[:a], logp, chain.logp[b:]])
-    chain.window = chain.window[:a] + win + chain.window[b:]
+    lo, hi = max(a, 0), min(b, m - 1)  # the steps [lo, hi) go; at an end, no new one comes
+    if a < 0 or b >= m:
+        logp, win, new_cut = logp[:0], [], np.zeros(0, dtype=bool)
+    else:
+        new_cut = np.array([cut])
+    chain.logp = np.concatenate([chain.logp[:lo], logp, chain.logp[hi:]])
+    chain.window = chain.window[:lo] + win + chain.window[hi:]
+    chain.cut = np.concatenate([chain.cut[:lo], new_cut, chain.cut[hi:]])
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` of each run of True in ``mask``."""
+    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
 
 
 def _assemble(states: np.ndarray, step_paths: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
