@@ -46,8 +46,11 @@ _WINDOW_LIMIT_RATIO = 1.5
 _MAX_SKIP = 2
 #: ... and only if the route then joining its neighbours is at most this many search radii longer than the line.
 _BRIDGE_SLACK_RADII = 2.0
-#: A point farther than this many sigmas from every road may be off the mapped roads (the "off-road" candidate).
+#: A point farther than this many sigmas, and _OFF_ROAD_MIN_M, from every road may be off the mapped roads (the
+#: "off-road" candidate). The floor: roads are mapped as centre lines, and a wide one puts a car on its outer lane
+#: 10-15 m from it however precise the GPS.
 _OFF_ROAD_SIGMAS = 3.0
+_OFF_ROAD_MIN_M = 20.0
 #: Log probability of leaving the roads for the off-road candidate, and of coming back onto them.
 _OFF_ROAD_SWITCH = -5.0
 
@@ -266,11 +269,12 @@ class MapMatcher:
         off[row, col] = off_all
         emis = np.where(C >= 0, -0.5 * (dist / sigma) ** 2, -np.inf)
         # the last candidate of every point is "off the mapped roads", for points far from all of them
-        off_road = dist[:, 0] > _OFF_ROAD_SIGMAS * sigma
+        off_road_m = max(_OFF_ROAD_SIGMAS * sigma, _OFF_ROAD_MIN_M)
+        off_road = dist[:, 0] > off_road_m
         C = np.column_stack([C, np.full(m, -1, dtype=np.int64)])
         dist = np.column_stack([dist, np.full(m, np.inf)])
         off = np.column_stack([off, np.zeros(m)])
-        emis = np.column_stack([emis, np.where(off_road, -0.5 * _OFF_ROAD_SIGMAS**2, -np.inf)])
+        emis = np.column_stack([emis, np.where(off_road, -0.5 * (off_road_m / sigma) ** 2, -np.inf)])
         times = trace.times[matched] if (self.use_times and trace.times is not None) else None
 
         # fixes close to the previous one add noise, not information (see the module docstring)

@@ -85,9 +85,10 @@ def test_matching_never_searches_the_whole_of_a_large_network(monkeypatch: pytes
 
 def test_routes_beyond_the_limit_are_no_transition(monaco: RoadNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
     # two fixes at the starts of states 0 and 1: a transition iff the route is within the step's limit
+    # (the last candidate of each point is the matcher's off-road one)
     matcher = MapMatcher(monaco, sigma_m=5, search_radius_m=3)
-    C = np.array([[0], [1]])
-    off = np.zeros((2, 1))
+    C = np.array([[0, -1], [1, -1]])
+    off = np.zeros((2, 2))
     lonlat = monaco.points_along(np.array([0, 1]), np.zeros(2))
     xy = monaco.projection.forward(lonlat)
     gc = float(haversine_m(lonlat[0], lonlat[1]))
