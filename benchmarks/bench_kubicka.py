@@ -24,6 +24,7 @@ new / reference is what to compare across machines.
     .venv/bin/python benchmarks/bench_kubicka.py                        # all drives in ../shared/...
     .venv/bin/python benchmarks/bench_kubicka.py --data DIR --drives 00000005 00000010 --json out.json
     .venv/bin/python benchmarks/bench_kubicka.py --reference none       # skip the reference matcher
+    .venv/bin/python benchmarks/bench_kubicka.py --no-times             # the tracks without timestamps
 
 Nothing here is tuned to particular drives: the same code runs on any drive of the data set.
 """
@@ -148,7 +149,7 @@ def timed_match(matcher_cls: type, net: RoadNetwork, trace: Trace) -> tuple[obje
     return result, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run(data: Path, drives: list[str] | None, reference: str) -> dict[str, object]:
+def run(data: Path, drives: list[str] | None, reference: str, times: bool = True) -> dict[str, object]:
     folders = sorted(p for p in data.iterdir() if p.is_dir() and (drives is None or p.name in drives))
     if not folders:
         raise SystemExit(f"no drive folders in {data}")
@@ -160,7 +161,7 @@ def run(data: Path, drives: list[str] | None, reference: str) -> dict[str, objec
     for folder in folders:
         drive = load_drive(folder)
         net, arc_of_state = build_network(drive)
-        trace = Trace(drive.track[:, :2], drive.track[:, 2], drive.name)
+        trace = Trace(drive.track[:, :2], drive.track[:, 2] if times else None, drive.name)
         L = drive.arc_length_m
         row: dict[str, object] = {"drive": drive.name, "points": len(trace), "states": net.n_states}
         if ref is not None:
@@ -209,10 +210,11 @@ def main() -> None:
     parser.add_argument("--drives", nargs="*", default=None, help="only these drive names")
     parser.add_argument("--reference", default="main",
                         help="git revision whose matcher is the speed/accuracy reference ('none': skip)")
+    parser.add_argument("--no-times", action="store_true", help="match the tracks without their timestamps")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    out = run(args.data, args.drives, args.reference)
+    out = run(args.data, args.drives, args.reference, times=not args.no_times)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

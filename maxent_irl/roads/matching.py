@@ -53,6 +53,8 @@ _OFF_ROAD_SIGMAS = 3.0
 _OFF_ROAD_MIN_M = 20.0
 #: Log probability of leaving the roads for the off-road candidate, and of coming back onto them.
 _OFF_ROAD_SWITCH = -5.0
+#: A piece's first (last) segment on which its points cover less than this many sigmas is dropped.
+_TRIM_SIGMAS = 3.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,7 +292,6 @@ class MapMatcher:
                                                                      trace.points[matched], params)
         post = posteriors(chain.emis, chain.logp, is_break)
         m_k = chain.kept.size
-        conf_k = post[np.arange(m_k), choice]
         states_k = chain.C[np.arange(m_k), choice]
         offs_k = chain.off[np.arange(m_k), choice]
         dist_k = chain.dist[np.arange(m_k), choice]
@@ -307,12 +308,13 @@ class MapMatcher:
         xy_m = xy[matched]
         for p, (a, b) in enumerate(zip(starts, ends, strict=True)):
             path, idx = _assemble(states_k[a:b], steps_paths[a : b - 1])
+            p_conf[chain.kept[a:b]] = _location_confidence(post[a:b], chain.C[a:b], chain.off[a:b], choice[a:b], path,
+                                                           idx, net.segment_length_m, 0.5 * sigma)
             st, of, di = states_k[a:b].copy(), offs_k[a:b].copy(), dist_k[a:b].copy()
             ks = chain.kept[a:b]
-            path, idx = self._trim_ends(path, idx, st, of, di, xy_m[ks], sigma)
+            path, idx = self._trim_ends(path, idx, st, of, di, xy_m[ks], _TRIM_SIGMAS * sigma)
             paths.append(path)
             piece_of[ks], index[ks], p_state[ks], p_off[ks], p_dist[ks] = p, idx, st, of, di
-            p_conf[ks] = conf_k[a:b]
         dropped = np.zeros(m, dtype=bool)
         dropped[outliers] = True
         dropped[off_map] = True
@@ -424,7 +426,7 @@ class MapMatcher:
         route = np.full((s, K, K), np.inf)
         same = valid & (A == B)
         delta = OB[same] - OA[same]
-        route[same] = np.where(delta >= -p.backtrack, np.abs(delta), np.inf)
+        route[same] = np.where(delta >= -p.backtrack, np.maximum(delta, 0.0), np.inf)
         other = valid & (A != B)
         ends = np.where(other, (L[A] - OA) - L[B] + OB, 0.0)  # route = ends + dist(a, b)
         need = np.where(other, lim[:, None, None] - ends, -np.inf)
@@ -664,14 +666,16 @@ class MapMatcher:
             first = index == 0
             if np.all(L[path[0]] - offsets[first] < trim_m):
                 path, index = path[1:], np.maximum(index - 1, 0)
-                states[first], offsets[first] = path[0], 0.0
+                states[first] = path[0]
+                offsets[first] = self.net.offsets_m(xy[first], states[first])
                 dists[first] = _reassign(self.net, int(path[0]), xy[first])
         if path.size > 1:
             last = index == path.size - 1
             if np.all(offsets[last] < trim_m):
                 path = path[:-1]
                 index = np.minimum(index, path.size - 1)
-                states[last], offsets[last] = path[-1], L[path[-1]]
+                states[last] = path[-1]
+                offsets[last] = self.net.offsets_m(xy[last], states[last])
                 dists[last] = _reassign(self.net, int(path[-1]), xy[last])
         return path, index
 
@@ -731,6 +735,28 @@ def _splice(
     chain.logp = np.concatenate([chain.logp[:lo], logp, chain.logp[hi:]])
     chain.window = chain.window[:lo] + win + chain.window[hi:]
     chain.cut = np.concatenate([chain.cut[:lo], new_cut, chain.cut[hi:]])
+
+
+def _location_confidence(
+    post: np.ndarray, C: np.ndarray, off: np.ndarray, choice: np.ndarray, path: np.ndarray, index: np.ndarray,
+    length: np.ndarray, tol_m: float,
+) -> np.ndarray:
+    """Per point, the posterior probability of its chosen place: its candidates within ``tol_m`` of it along the path.
+
+    Two candidates can be one place: the end of a segment and the start of the next one
+    on the path (a point at a junction), so their posteriors add up; the other direction
+    of a two-way street is not on the path there, and does not count.
+    """
+    rows = np.arange(choice.size)
+    start = np.r_[0.0, np.cumsum(length[path])[:-1]]  # where each path position starts, along the path
+    at = start[index] + off[rows, choice]
+    conf = np.zeros(choice.size)
+    for d in (-1, 0, 1):
+        j = np.clip(index + d, 0, path.size - 1)
+        ok = (index + d >= 0) & (index + d < path.size)
+        here = (path[j][:, None] == C) & ok[:, None] & (np.abs(start[j][:, None] + off - at[:, None]) <= tol_m)
+        conf += np.where(here, post, 0.0).sum(axis=1)
+    return np.minimum(conf, 1.0)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
