@@ -74,9 +74,13 @@ def _subgraph(graph: sp.csr_matrix, idx: np.ndarray, pos: np.ndarray) -> sp.csr_
     counts = hi - lo
     take = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     cols = pos[indices[take]]
-    rows = np.repeat(np.arange(idx.size), counts)
     keep = cols >= 0
-    return sp.csr_matrix((data[take][keep], (rows[keep], cols[keep])), shape=(idx.size, idx.size))
+    rows = np.repeat(np.arange(idx.size), counts)[keep]
+    ptr = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=idx.size), out=ptr[1:])
+    # rows come in order and each row's columns are a subset of a canonical row's: already a valid CSR
+    return sp.csr_matrix((data[take][keep], cols[keep].astype(np.int32), ptr.astype(np.int32)),
+                         shape=(idx.size, idx.size))
 
 
 def window_distances(

@@ -288,6 +288,7 @@ class MapMatcher:
         kept = _thin(xy[matched], spacing)
         params = _Params(sigma, radius, beta, backtrack, times)
         chain = self._chain(kept, C, off, dist, emis, xy[matched], trace.points[matched], params)
+        self._router.mark_seen(np.unique(chain.C[chain.C >= 0]))  # later traces: complete rows (see _transitions)
         choice, is_break, piece_ll, outliers, off_map = self._decode(chain, C, off, dist, emis, xy[matched],
                                                                      trace.points[matched], params)
         post = posteriors(chain.emis, chain.logp, is_break)
@@ -433,15 +434,21 @@ class MapMatcher:
         dist = np.full((s, K, K), np.inf)
         windows: list[CorridorWindow | None] = [None] * s
         pos = np.full(self.net.n_states, -1, dtype=np.int64)  # corridor workspace
+        whole = np.zeros(s, dtype=bool)  # steps searched on the whole network, in one batch
         for s0, s1 in _windows(gc, lim):
-            if lim[s0] > _LONG_STEP_M:  # a data gap: bounded search on the whole network
-                ask = other[s0] & (need[s0] > 0)
-                dist[s0][ask] = self._router.pair_distances(A[s0][ask], B[s0][ask], limit_m=need[s0][ask])
+            ask = other[s0:s1] & (need[s0:s1] > 0)
+            # a data gap: bounded searches of the whole network; on a small one, complete (cached) rows for the
+            # candidates seen before (a service matching trace after trace); else a corridor search
+            if lim[s0] > _LONG_STEP_M or self._router.recurrent(A[s0:s1][ask]):
+                whole[s0:s1] = True
                 continue
             reach = p.radius + float(lim[s0:s1].max()) + 1.0
             dist[s0:s1], win = window_distances(self._router.graph, self.net._tree, self.net._chunk_state,
                                                 xy[s0 : s1 + 1], C[s0 : s1 + 1], need[s0:s1], reach, pos)
             windows[s0:s1] = [win] * (s1 - s0)
+        ask = other & (need > 0) & whole[:, None, None]
+        if ask.any():
+            dist[ask] = self._router.pair_distances(A[ask], B[ask], limit_m=need[ask])
         route[other] = ends[other] + dist[other]
         with np.errstate(invalid="ignore"):
             logp = -np.abs(route - gc[:, None, None]) / p.beta
@@ -694,20 +701,21 @@ class _Params:
 def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
     """Runs of steps ``[s0, s1)`` searched together (corridor windows).
 
-    A run spans up to _WINDOW_M of trace and _WINDOW_STEPS steps, and its steps' limits
-    stay within a factor _WINDOW_LIMIT_RATIO of each other: its searches reach as far
-    as its longest limit, so one long step must not widen the searches of many short
-    ones. A step above _LONG_STEP_M is a run of its own (searched on the whole network).
+    A run spans up to _WINDOW_M of trace (or its longest limit, if longer: sparse fixes
+    search far anyway) and _WINDOW_STEPS steps, and its steps' limits stay within a
+    factor _WINDOW_LIMIT_RATIO of each other: its searches reach as far as its longest
+    limit, so one long step must not widen the searches of many short ones. A step above
+    _LONG_STEP_M is a run of its own (searched on the whole network).
     """
     out = []
-    s0, acc, lo, hi = 0, 0.0, np.inf, 0.0
-    for t in range(gc.size):
-        lo2, hi2 = min(lo, lim[t]), max(hi, lim[t])
-        if t > s0 and (acc + gc[t] > _WINDOW_M or t - s0 >= _WINDOW_STEPS or hi2 > _WINDOW_LIMIT_RATIO * lo2
-                       or lim[t] > _LONG_STEP_M or hi > _LONG_STEP_M):
+    s0, acc, lo, hi = 0, 0.0, float("inf"), 0.0
+    for t, (g, lm) in enumerate(zip(gc.tolist(), lim.tolist(), strict=True)):  # Python floats: a tight loop
+        lo2, hi2 = min(lo, lm), max(hi, lm)
+        if t > s0 and (acc + g > max(_WINDOW_M, hi2) or t - s0 >= _WINDOW_STEPS or hi2 > _WINDOW_LIMIT_RATIO * lo2
+                       or lm > _LONG_STEP_M or hi > _LONG_STEP_M):
             out.append((s0, t))
-            s0, acc, lo2, hi2 = t, 0.0, lim[t], lim[t]
-        acc += gc[t]
+            s0, acc, lo2, hi2 = t, 0.0, lm, lm
+        acc += g
         lo, hi = lo2, hi2
     if s0 < gc.size:
         out.append((s0, gc.size))

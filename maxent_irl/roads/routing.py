@@ -89,6 +89,7 @@ class Router:
         self._dist = np.empty((0, self.n), dtype=np.float32)
         self._pred = np.empty((0, self.n), dtype=np.int32)
         self._have = np.zeros(self.n, dtype=bool)
+        self._seen = np.zeros(self.n if self.dense else 0, dtype=bool)  # sources asked about by recurrent()
         # sparse layout: least recently used first; rows of one lookup are held at once, so at
         # most this many sources per lookup even if every row were complete (16 bytes per entry)
         self._rows: OrderedDict[int, _Row] = OrderedDict()
@@ -141,6 +142,26 @@ class Router:
                 else:
                     self._sparse_lookup(flat_a, flat_b, lim.reshape(-1), out.reshape(-1), reach.reshape(-1))
         return out, reach, lim
+
+    def recurrent(self, sources: np.ndarray) -> bool:
+        """Whether every source has a complete cached row or was marked by :meth:`mark_seen` (dense rows only).
+
+        Lets a caller with a cheaper one-off method (map matching's corridor searches)
+        reserve complete rows, which cost a search of the whole network but are then kept,
+        for the sources that come back: the steady state of a service matching trace after
+        trace on one network. Always False for sparse rows.
+        """
+        if not self.dense:
+            return False
+        sources = np.asarray(sources, dtype=np.int64)
+        with self._lock:
+            return bool(np.all(self._have[sources] | self._seen[sources]))
+
+    def mark_seen(self, sources: np.ndarray) -> None:
+        """Remember these sources for :meth:`recurrent` (no-op for sparse rows)."""
+        if self.dense:
+            with self._lock:
+                self._seen[np.asarray(sources, dtype=np.int64)] = True
 
     def shortest_path(self, a: int, b: int) -> np.ndarray:
         """States of the shortest path from ``a`` to ``b``, both included (``[a]`` if equal)."""

@@ -106,10 +106,11 @@ def _grid_xy(grid: RoadNetwork, i: int, j: int) -> tuple[float, float]:
     return (j * 100.0, i * 100.0)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("timed", [True, False])
 def test_a_stop_with_drift_makes_no_loop_or_uturn(grid: RoadNetwork, seed: int, timed: bool) -> None:
     # east along a street, three minutes at a standstill with wandering fixes, then on east
+    # (the matcher before pieces and the off-road candidate made a loop or U-turn on 2 of these 20 drives)
     route = [_grid_xy(grid, 3, j) for j in range(0, 7)]
     xy, t, still = _drive_stop(route, speed=8.0, noise=3.0, seed=seed, stop=(3, 180))
     rng = np.random.default_rng(100 + seed)
