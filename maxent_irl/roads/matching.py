@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: Why a point of a trace is not matched (``MatchResult.point_reason``).
 POINT_REASONS: tuple[str, ...] = (
-    "off_network",  # no road within the search radius
-    "outlier",  # no plausible route joins it to the points before and after: left out
+    "off_network",  # no road within the search radius, or among points that left the mapped roads (a break)
+    "outlier",  # off the road its neighbours follow (a GPS error): the route passes it by
 )
 
 _MAX_PREFETCH_RADIUS_M = 250.0
@@ -320,6 +320,23 @@ class MapMatcher:
         dropped[outliers] = True
         dropped[off_map] = True
         self._place_thinned(paths, chain.kept, piece_of, index, p_state, p_off, p_dist, p_conf, dropped, xy_m)
+        # a thinned-out point next to points left out, and far from where its neighbours put it, is off the roads too
+        far = (piece_of >= 0) & (p_dist > off_road_m)
+        far[chain.kept] = False
+        gone = np.flatnonzero(dropped)
+        if far.any() and gone.size:
+            j = np.flatnonzero(far)
+            nxt = np.searchsorted(chain.kept, j)
+            lo = chain.kept[np.maximum(nxt - 1, 0)]
+            hi = np.where(nxt < chain.kept.size, chain.kept[np.minimum(nxt, chain.kept.size - 1)], m)
+            beside = np.searchsorted(gone, lo, side="right") < np.searchsorted(gone, hi, side="left")
+            beside |= nxt == 0
+            far[j[~beside]] = False
+        else:
+            far[:] = False
+        if far.any():
+            piece_of[far] = -1
+            outliers = sorted(outliers + np.flatnonzero(far).tolist())
 
         # the pieces joined into one path, as before (``states``)
         ends_off = [(p_off[(piece_of == q) & (index == 0)].min(),
