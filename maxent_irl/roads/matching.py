@@ -346,7 +346,7 @@ class MapMatcher:
             dense = steps.size > 0 and float(np.median(steps)) < 4.0 * sigma
             spacing = (6.0 if dense else 2.0) * sigma
         kept = _thin(xy[matched], spacing)
-        params = _Params(sigma, radius, beta, backtrack, times)
+        params = _Params(sigma, radius, beta, backtrack, times, trace.trace_id)
         chain = self._chain(kept, C, off, dist, emis, xy[matched], trace.points[matched], params)
         self._router.mark_seen(np.unique(chain.C[chain.C >= 0]))  # later traces: complete rows (see _transitions)
         choice, is_break, piece_ll, outliers, off_map = self._decode(chain, C, off, dist, emis, xy[matched],
@@ -565,7 +565,8 @@ class MapMatcher:
         K = chain.C.shape[1] - 1  # the off-road candidate
         while True:
             if chain.kept.size == 0:
-                raise MapMatchingError("every point is off the mapped roads", "off_network")
+                raise MapMatchingError(f"trace {p.trace_id!r}: every point is off the mapped roads", "off_network",
+                                       p.trace_id)
             choice, is_break, piece_ll, scores = viterbi(chain.emis, chain.logp)
             alive = np.isfinite(scores)
             changed = False
@@ -773,6 +774,7 @@ class _Params:
     beta: float
     backtrack: float
     times: np.ndarray | None
+    trace_id: str = "trace"
 
 
 def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
