@@ -292,9 +292,38 @@ class MapMatcher:
         if not isinstance(trace, Trace):
             raise TypeError(f"match() takes a Trace, got {type(trace).__name__}")
         trace.validate(max_points=self.max_points, min_points=2)
-        net = self.net
+        xy = self.net.projection.forward(trace.points)
+        matched, C, off, dist, emis, p = self._candidates(trace, xy)
+        xy_m, lonlat_m = xy[matched], trace.points[matched]
+        # fixes close to the previous one add noise, not information (see the module docstring)
+        spacing = self.min_spacing_m
+        if spacing is None:
+            steps = np.hypot(*np.diff(xy_m, axis=0).T)
+            dense = steps.size > 0 and float(np.median(steps)) < 4.0 * p.sigma
+            spacing = (6.0 if dense else 2.0) * p.sigma
+        chain = self._chain(_thin(xy_m, spacing), C, off, dist, emis, xy_m, lonlat_m, p)
+        self._router.mark_seen(np.unique(chain.C[chain.C >= 0]))  # later traces: complete rows (see _transitions)
+        choice, is_break, piece_ll, outliers, off_map = self._decode(chain, C, off, dist, emis, xy_m, lonlat_m, p)
+        post = posteriors(chain.emis, chain.logp, is_break)
+        pl = self._pieces(chain, choice, is_break, post, xy_m, p)
+        dropped = np.zeros(matched.size, dtype=bool)
+        dropped[outliers + off_map] = True
+        self._place_thinned(pl.paths, chain.kept, pl.piece, pl.index, pl.state, pl.off, pl.dist, pl.conf, dropped,
+                            xy_m)
+        outliers = sorted(outliers + _far_thinned(chain.kept, pl, dropped, p.off_road_m).tolist())
+        pl.piece[outliers] = -1
+        return self._result(trace, matched, pl, piece_ll, outliers, p)
+
+    def _candidates(
+        self, trace: Trace, xy: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Params]:
+        """The points with a road near, their padded candidates (off-road last), emissions and the trace's parameters.
+
+        Returns ``(matched, C, off, dist, emis, params)``: ``C[i, k]`` the state of candidate
+        ``k`` of matched point ``i`` (``-1``: padding, or the off-road candidate, the last
+        column), its offset along the segment and distance, and log emission probability.
+        """
         n = len(trace)
-        xy = net.projection.forward(trace.points)
         prefetch = self.search_radius_m or _MAX_PREFETCH_RADIUS_M
         pi, si, d, off_all = self._prefetch(xy, prefetch)
         if pi.size == 0:
@@ -306,9 +335,6 @@ class MapMatcher:
         np.minimum.at(nearest, pi, d)
         sigma = self.sigma_m or _estimate_sigma(nearest)
         radius = self.search_radius_m or float(min(max(_MIN_RADIUS_M, 5.0 * sigma), prefetch))
-        beta = self.beta_m or max(5.0, sigma)
-        backtrack = self.backtrack_m or 6.0 * sigma
-
         near = d <= radius
         pi, si, d, off_all = pi[near], si[near], d[near], off_all[near]
         top = _rank_within(pi) < self.max_candidates  # candidates come sorted by point, then distance
@@ -319,10 +345,9 @@ class MapMatcher:
                 f"trace {trace.trace_id!r}: no point within {radius:g} m of a routable road", "off_network",
                 trace.trace_id,
             )
-        # padded candidate arrays over the matched points
-        m, K = matched.size, int(_rank_within(pi).max()) + 1
-        row = np.searchsorted(matched, pi)
-        col = _rank_within(pi)
+        # padded candidate arrays over the matched points, and the off-road candidate last
+        m, K = matched.size, int(_rank_within(pi).max()) + 2
+        row, col = np.searchsorted(matched, pi), _rank_within(pi)
         C = np.full((m, K), -1, dtype=np.int64)
         C[row, col] = si
         dist = np.full((m, K), np.inf)
@@ -330,105 +355,63 @@ class MapMatcher:
         off = np.zeros((m, K))
         off[row, col] = off_all
         emis = np.where(C >= 0, -0.5 * (dist / sigma) ** 2, -np.inf)
-        # the last candidate of every point is "off the mapped roads", for points far from all of them
         off_road_m = max(_OFF_ROAD_SIGMAS * sigma, _OFF_ROAD_MIN_M)
-        off_road = dist[:, 0] > off_road_m
-        C = np.column_stack([C, np.full(m, -1, dtype=np.int64)])
-        dist = np.column_stack([dist, np.full(m, np.inf)])
-        off = np.column_stack([off, np.zeros(m)])
-        emis = np.column_stack([emis, np.where(off_road, -0.5 * (off_road_m / sigma) ** 2, -np.inf)])
+        emis[:, -1] = np.where(dist[:, 0] > off_road_m, -0.5 * (off_road_m / sigma) ** 2, -np.inf)
         times = trace.times[matched] if (self.use_times and trace.times is not None) else None
+        params = _Params(sigma=sigma, radius=radius, beta=self.beta_m or max(5.0, sigma),
+                         backtrack=self.backtrack_m or 6.0 * sigma, times=times, trace_id=trace.trace_id,
+                         off_road_m=off_road_m)
+        return matched, C, off, dist, emis, params
 
-        # fixes close to the previous one add noise, not information (see the module docstring)
-        spacing = self.min_spacing_m
-        if spacing is None:
-            steps = np.hypot(*np.diff(xy[matched], axis=0).T)
-            dense = steps.size > 0 and float(np.median(steps)) < 4.0 * sigma
-            spacing = (6.0 if dense else 2.0) * sigma
-        kept = _thin(xy[matched], spacing)
-        params = _Params(sigma, radius, beta, backtrack, times, trace.trace_id)
-        chain = self._chain(kept, C, off, dist, emis, xy[matched], trace.points[matched], params)
-        self._router.mark_seen(np.unique(chain.C[chain.C >= 0]))  # later traces: complete rows (see _transitions)
-        choice, is_break, piece_ll, outliers, off_map = self._decode(chain, C, off, dist, emis, xy[matched],
-                                                                     trace.points[matched], params)
-        post = posteriors(chain.emis, chain.logp, is_break)
-        m_k = chain.kept.size
-        states_k = chain.C[np.arange(m_k), choice]
-        offs_k = chain.off[np.arange(m_k), choice]
-        dist_k = chain.dist[np.arange(m_k), choice]
-
-        # per piece: a connected path, and each matched point's place on it
+    def _pieces(
+        self, chain: _Chain, choice: np.ndarray, is_break: np.ndarray, post: np.ndarray, xy: np.ndarray, p: _Params
+    ) -> _Placed:
+        """Per piece of the decoded chain, a connected path; the kept points' places on it and confidence."""
+        m = xy.shape[0]
+        rows = np.arange(chain.kept.size)
+        states, offs, dists = chain.C[rows, choice], chain.off[rows, choice], chain.dist[rows, choice]
+        pl = _Placed([], np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64),
+                     np.full(m, -1, dtype=np.int64), np.zeros(m), np.zeros(m), np.zeros(m))
         starts = np.flatnonzero(np.r_[True, is_break[1:]])
-        ends = np.r_[starts[1:], m_k]
-        paths: list[np.ndarray] = []
-        piece_of = np.full(m, -1, dtype=np.int64)  # over the matched points
-        index = np.full(m, -1, dtype=np.int64)  # position in the piece's path
-        p_state = np.full(m, -1, dtype=np.int64)
-        p_off, p_dist, p_conf = np.zeros(m), np.zeros(m), np.zeros(m)
-        steps_paths = self._step_paths(chain, states_k, is_break)
-        xy_m = xy[matched]
-        for p, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            path, idx = _assemble(states_k[a:b], steps_paths[a : b - 1])
-            p_conf[chain.kept[a:b]] = _location_confidence(post[a:b], chain.C[a:b], chain.off[a:b], choice[a:b], path,
-                                                           idx, net.segment_length_m, 0.5 * sigma)
-            st, of, di = states_k[a:b].copy(), offs_k[a:b].copy(), dist_k[a:b].copy()
+        ends = np.r_[starts[1:], chain.kept.size]
+        steps = self._step_paths(chain, states, is_break)
+        for q, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            path, idx = _assemble(states[a:b], steps[a : b - 1])
             ks = chain.kept[a:b]
-            path, idx = self._trim_ends(path, idx, st, of, di, xy_m[ks], _TRIM_SIGMAS * sigma)
-            paths.append(path)
-            piece_of[ks], index[ks], p_state[ks], p_off[ks], p_dist[ks] = p, idx, st, of, di
-        dropped = np.zeros(m, dtype=bool)
-        dropped[outliers] = True
-        dropped[off_map] = True
-        self._place_thinned(paths, chain.kept, piece_of, index, p_state, p_off, p_dist, p_conf, dropped, xy_m)
-        # a thinned-out point next to points left out, and far from where its neighbours put it, is off the roads too
-        far = (piece_of >= 0) & (p_dist > off_road_m)
-        far[chain.kept] = False
-        gone = np.flatnonzero(dropped)
-        if far.any() and gone.size:
-            j = np.flatnonzero(far)
-            nxt = np.searchsorted(chain.kept, j)
-            lo = chain.kept[np.maximum(nxt - 1, 0)]
-            hi = np.where(nxt < chain.kept.size, chain.kept[np.minimum(nxt, chain.kept.size - 1)], m)
-            beside = np.searchsorted(gone, lo, side="right") < np.searchsorted(gone, hi, side="left")
-            beside |= nxt == 0
-            far[j[~beside]] = False
-        else:
-            far[:] = False
-        if far.any():
-            piece_of[far] = -1
-            outliers = sorted(outliers + np.flatnonzero(far).tolist())
+            pl.conf[ks] = _location_confidence(post[a:b], chain.C[a:b], chain.off[a:b], choice[a:b], path, idx,
+                                               self.net.segment_length_m, 0.5 * p.sigma)
+            st, of, di = states[a:b].copy(), offs[a:b].copy(), dists[a:b].copy()
+            path, idx = self._trim_ends(path, idx, st, of, di, xy[ks], _TRIM_SIGMAS * p.sigma)
+            pl.paths.append(path)
+            pl.piece[ks], pl.index[ks], pl.state[ks], pl.off[ks], pl.dist[ks] = q, idx, st, of, di
+        return pl
 
-        # the pieces joined into one path, as before (``states``)
-        ends_off = [(p_off[(piece_of == q) & (index == 0)].min(),
-                     p_off[(piece_of == q) & (index == path.size - 1)].max()) for q, path in enumerate(paths)]
-        joined, offsets = self._join(paths, ends_off, backtrack)
-        ok = piece_of >= 0
+    def _result(
+        self, trace: Trace, matched: np.ndarray, pl: _Placed, piece_ll: np.ndarray, outliers: list[int], p: _Params
+    ) -> MatchResult:
+        """The pieces, joined into ``states`` as before, and the per-point arrays over all input points."""
+        net, n, L = self.net, len(trace), self.net.segment_length_m
+        ok = pl.piece >= 0
+        ends_off = []
         pieces = []
-        for p, path in enumerate(paths):
-            sel = np.flatnonzero(piece_of == p)
-            first, last = sel[index[sel] == 0], sel[index[sel] == path.size - 1]
-            L = self.net.segment_length_m
-            if path.size == 1:
-                length = float(max(p_off[sel].max() - p_off[sel].min(), 0.0))
-            else:
-                length = float(L[path].sum() - p_off[first].min() - (L[path[-1]] - p_off[last].max()))
+        for q, path in enumerate(pl.paths):
+            sel = np.flatnonzero(pl.piece == q)
+            first, last = pl.off[sel[pl.index[sel] == 0]].min(), pl.off[sel[pl.index[sel] == path.size - 1]].max()
+            ends_off.append((first, last))
+            length = last - first if path.size == 1 else L[path].sum() - first - (L[path[-1]] - last)
             pieces.append(MatchPiece(
-                states=path, points=matched[sel], confidence=float(p_conf[sel].mean()), length_m=max(length, 0.0),
-                log_likelihood=float(piece_ll[p]),
+                states=path, points=matched[sel], confidence=float(pl.conf[sel].mean()),
+                length_m=float(max(length, 0.0)), log_likelihood=float(piece_ll[q]),
             ))
+        joined, offsets = self._join(pl.paths, ends_off, p.backtrack)
 
-        def spread(values: np.ndarray, fill: float | int, dtype: type = float) -> np.ndarray:
+        def spread(values: np.ndarray, fill: float, dtype: type = float) -> np.ndarray:
             out = np.full(n, fill, dtype=dtype)
             out[matched[ok]] = values[ok]
             return out
 
-        point_states = spread(p_state, -1, np.int64)
-        point_piece = spread(piece_of, -1, np.int64)
-        point_index = spread(np.where(ok, offsets[np.maximum(piece_of, 0)] + index, -1), -1, np.int64)
-        poff, pdist, pconf = spread(p_off, np.nan), spread(p_dist, np.nan), spread(p_conf, np.nan)
         lonlat = np.full((n, 2), np.nan)
-        if ok.any():
-            lonlat[matched[ok]] = net.points_along(p_state[ok], p_off[ok])
+        lonlat[matched[ok]] = net.points_along(pl.state[ok], pl.off[ok])
         reason: list[str | None] = ["off_network"] * n
         for i in matched[ok]:
             reason[i] = None
@@ -438,12 +421,14 @@ class MapMatcher:
         if unmatched:
             logger.info("trace %s: %d of %d points not matched", trace.trace_id, len(unmatched), n)
         return MatchResult(
-            trace_id=trace.trace_id, states=joined, point_states=point_states, point_path_index=point_index,
-            point_distances_m=pdist, point_offsets_m=poff, unmatched_points=unmatched,
-            breaks=[int(matched[chain.kept[b]]) for b in starts[1:]], sigma_m=sigma, beta_m=beta,
-            search_radius_m=radius, log_likelihood=float(piece_ll.sum()), pieces=tuple(pieces),
-            point_piece=point_piece, point_lonlat=lonlat, point_confidence=pconf, point_reason=tuple(reason),
-            confidence=float(p_conf[ok].mean()), used_times=times is not None,
+            trace_id=trace.trace_id, states=joined, point_states=spread(pl.state, -1, np.int64),
+            point_path_index=spread(np.where(ok, offsets[np.maximum(pl.piece, 0)] + pl.index, -1), -1, np.int64),
+            point_distances_m=spread(pl.dist, np.nan), point_offsets_m=spread(pl.off, np.nan),
+            unmatched_points=unmatched, breaks=[piece.first_point for piece in pieces[1:]], sigma_m=p.sigma,
+            beta_m=p.beta, search_radius_m=p.radius, log_likelihood=float(piece_ll.sum()), pieces=tuple(pieces),
+            point_piece=spread(pl.piece, -1, np.int64), point_lonlat=lonlat,
+            point_confidence=spread(pl.conf, np.nan), point_reason=tuple(reason),
+            confidence=float(pl.conf[ok].mean()), used_times=p.times is not None,
         )
 
     def match_many(self, traces: Iterable[Trace]) -> tuple[list[MatchResult], list[TripRejection]]:
@@ -775,6 +760,38 @@ class _Params:
     backtrack: float
     times: np.ndarray | None
     trace_id: str = "trace"
+    off_road_m: float = _OFF_ROAD_MIN_M
+
+
+@dataclass
+class _Placed:
+    """The pieces' paths, and per matched point: piece, position in its path, segment, offset, distance, confidence."""
+
+    paths: list[np.ndarray]
+    piece: np.ndarray
+    index: np.ndarray
+    state: np.ndarray
+    off: np.ndarray
+    dist: np.ndarray
+    conf: np.ndarray
+
+
+def _far_thinned(kept: np.ndarray, pl: _Placed, dropped: np.ndarray, off_road_m: float) -> np.ndarray:
+    """Thinned-out points beside points left out of the chain and placed farther than ``off_road_m``: off the roads too.
+
+    (Next to an outlier or a stretch off the map, the path their neighbours give them is not theirs.)
+    """
+    far = (pl.piece >= 0) & (pl.dist > off_road_m)
+    far[kept] = False
+    gone = np.flatnonzero(dropped)
+    j = np.flatnonzero(far)
+    if not j.size or not gone.size:
+        return np.zeros(0, dtype=np.int64)
+    nxt = np.searchsorted(kept, j)
+    lo = kept[np.maximum(nxt - 1, 0)]
+    hi = np.where(nxt < kept.size, kept[np.minimum(nxt, kept.size - 1)], dropped.size)
+    beside = (np.searchsorted(gone, lo, side="right") < np.searchsorted(gone, hi, side="left")) | (nxt == 0)
+    return j[beside]
 
 
 def _windows(gc: np.ndarray, lim: np.ndarray) -> list[tuple[int, int]]:
