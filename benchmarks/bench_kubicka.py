@@ -16,10 +16,11 @@ is not filled in). The summary is the mean weighted by true-route length.
 
 Speed: matched points per second of ``match()`` time (network building and scoring excluded),
 cold (each drive is a new network: every route search is new), by the wall clock and per second
-of the process's CPU time (steadier on a shared machine: other processes' load does not count). The reference is the
-matcher of another git revision (``--reference``, default ``main``), loaded from ``git show``
-and run in the same process on the same networks, each with a fresh router cache; the ratio
-new / reference is what to compare across machines.
+of the process's CPU time (steadier on a shared machine: other processes' load does not count).
+The reference is the matcher of another git revision (``--reference``, default the matcher
+before this benchmark existed), loaded from ``git show`` and run in the same process on the same
+networks, each with a fresh router cache; the ratio new / reference is what to compare across
+machines.
 
     .venv/bin/python benchmarks/bench_kubicka.py                        # all drives in ../shared/...
     .venv/bin/python benchmarks/bench_kubicka.py --data DIR --drives 00000005 00000010 --json out.json
@@ -54,6 +55,8 @@ from maxent_irl.roads.geo import haversine_m  # noqa: E402
 
 _DATA_SUBDIR = Path("shared") / "data" / "gps" / "kubicka-dev"
 #: ``../shared/...`` from the repository; from a worktree nested deeper, the nearest ancestor that has it.
+#: main when the benchmark was written: the Newson & Krumm matcher measured only on simulated traces.
+PRE_CHANGE = "e24e2a2"
 DEFAULT_DATA = next((p / _DATA_SUBDIR for p in ROOT.parents if (p / _DATA_SUBDIR).is_dir()),
                     ROOT.parent / _DATA_SUBDIR)
 
@@ -208,8 +211,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of drive folders")
     parser.add_argument("--drives", nargs="*", default=None, help="only these drive names")
-    parser.add_argument("--reference", default="main",
-                        help="git revision whose matcher is the speed/accuracy reference ('none': skip)")
+    parser.add_argument("--reference", default=PRE_CHANGE,
+                        help="git revision whose matcher is the speed/accuracy reference ('none': skip); default: "
+                             "the matcher before this benchmark existed")
     parser.add_argument("--no-times", action="store_true", help="match the tracks without their timestamps")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
