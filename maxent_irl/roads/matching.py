@@ -29,10 +29,13 @@ The model, per trace:
   without either went wrong most: roads missing from the map and drives through car
   parks, forced onto detours of 0.2 to 2 km.
 * Confidence: forward-backward on the same HMM, per piece. A point's confidence is the
-  posterior probability of its chosen place: of its candidates there on the matched path
-  (the end of one segment and the start of the next are one place at a junction; the
-  other direction of a two-way street is another). A piece's and the match's confidence
-  is the mean over their points: the expected share of points placed right.
+  posterior probability that it is where the match puts it, up to the GPS noise: the
+  summed posterior of its candidates on the matched path within 2 sigma of the chosen one
+  (so the end of one segment and the start of the next, at a junction, are one place;
+  the other direction of a two-way street, or a parallel road, is another). A piece's
+  and the match's confidence is the mean over their points: the expected share of points
+  placed right. On the Kubicka drives 99.9 % of the points with confidence >= 0.99 (93 %
+  of all) lie on the true route, 63 % of those below 0.5 (0.4 %).
 
 Defaults are estimated per trace when not given: ``sigma_m`` as Newson & Krumm do,
 ``1.4826 * median`` distance of the points to their nearest segment (points with none
@@ -116,6 +119,8 @@ _OFF_ROAD_SWITCH = -5.0
 #: A candidate whose emission is this much below its point's nearest road's is dropped (it would need a route
 #: e^25 likelier than the nearest road's to be chosen); it spares route searches on 1 Hz traces in dense towns.
 _PRUNE_NATS = 25.0
+#: Candidates within this many sigmas along the matched path of the chosen one are one place (point confidence).
+_PLACE_SIGMAS = 2.0
 #: A piece's first (last) segment on which its points cover less than this many sigmas is dropped.
 _TRIM_SIGMAS = 3.0
 
@@ -125,10 +130,9 @@ class MatchPiece:
     """One connected part of a match: no plausible route joins it to the next piece.
 
     ``states`` is a connected path of ``net.mdp``; ``points`` the (sorted) indices of the
-    input points matched onto it; ``confidence`` the mean over those points of the
-    posterior probability of their chosen candidate; ``length_m`` the distance travelled
-    along ``states`` from the first point's position to the last one's;
-    ``log_likelihood`` the HMM log probability of the piece's best path.
+    input points matched onto it; ``confidence`` the mean of their ``point_confidence``;
+    ``length_m`` the distance travelled along ``states`` from the first point's position
+    to the last one's; ``log_likelihood`` the HMM log probability of the piece's best path.
     """
 
     states: np.ndarray
@@ -167,10 +171,11 @@ class MatchResult:
     ``point_piece[i]`` its piece, ``point_path_index[i]`` the position of its segment in
     ``states``, ``point_distances_m[i]`` the distance to it, ``point_offsets_m[i]`` the
     position along it, ``point_lonlat[i]`` that position, ``point_confidence[i]`` the
-    posterior probability of its candidate (``nan`` / ``-1`` if unmatched) and
-    ``point_reason[i]`` why it is not matched (one of :data:`POINT_REASONS`; ``None`` if
-    matched). ``confidence`` is the mean ``point_confidence`` of the matched points: the
-    expected share of them whose segment and position the model got right.
+    posterior probability (forward-backward) that the point is there, up to the GPS noise
+    (``nan`` / ``-1`` if unmatched; module docstring), and ``point_reason[i]`` why it is not
+    matched (one of :data:`POINT_REASONS`; ``None`` if matched). ``confidence`` is the mean
+    ``point_confidence`` of the matched points: the expected share of them the model placed
+    right. ``used_times``: the trace's timestamps bounded the routes' speeds.
     """
 
     trace_id: str
@@ -383,7 +388,7 @@ class MapMatcher:
             path, idx = _assemble(states[a:b], steps[a : b - 1])
             ks = chain.kept[a:b]
             pl.conf[ks] = _location_confidence(post[a:b], chain.C[a:b], chain.off[a:b], choice[a:b], path, idx,
-                                               self.net.segment_length_m, 0.5 * p.sigma)
+                                               self.net.segment_length_m, _PLACE_SIGMAS * p.sigma)
             st, of, di = states[a:b].copy(), offs[a:b].copy(), dists[a:b].copy()
             path, idx = self._trim_ends(path, idx, st, of, di, xy[ks], _TRIM_SIGMAS * p.sigma)
             pl.paths.append(path)
@@ -851,9 +856,9 @@ def _location_confidence(
 ) -> np.ndarray:
     """Per point, the posterior probability of its chosen place: its candidates within ``tol_m`` of it along the path.
 
-    Two candidates can be one place: the end of a segment and the start of the next one
-    on the path (a point at a junction), so their posteriors add up; the other direction
-    of a two-way street is not on the path there, and does not count.
+    Candidates on consecutive segments of the path can be one place (the end of one and
+    the start of the next, for a point at a junction), so their posteriors add up; the
+    other direction of a two-way street is not on the path there, and does not count.
     """
     rows = np.arange(choice.size)
     start = np.r_[0.0, np.cumsum(length[path])[:-1]]  # where each path position starts, along the path
