@@ -33,11 +33,19 @@ _NO_PRED = -9999  # scipy's marker
 
 @dataclass
 class CorridorWindow:
-    """The subgraph one window's searches ran on: global state ids ``idx`` (sorted) and the local CSR graph."""
+    """The subgraph one window's searches ran on: global state ids ``idx`` (sorted) and the local CSR graph.
+
+    ``limit``: how far its searches (and :meth:`paths`) look. With ``rows=True``,
+    ``sources`` (global ids), ``dist`` and ``pred`` (local ids, scipy's ``-9999`` for none)
+    hold the searches' rows over ``idx``, for a cache to keep.
+    """
 
     idx: np.ndarray
     graph: sp.csr_matrix
     limit: float
+    sources: np.ndarray | None = None
+    dist: np.ndarray | None = None
+    pred: np.ndarray | None = None
 
     def paths(self, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
         """Shortest paths (global states, both ends included) from ``a[i]`` to ``b[i]``, all within the window."""
@@ -92,6 +100,7 @@ def window_distances(
     need: np.ndarray,
     reach_m: float,
     pos: np.ndarray | None = None,
+    rows: bool = False,
 ) -> tuple[np.ndarray, CorridorWindow]:
     """``dist(C[t, i], C[t + 1, j])`` for the steps of one window, for every pair with ``need[t, i, j] >= dist``.
 
@@ -103,7 +112,7 @@ def window_distances(
     ``need`` can go (candidate radius + longest route of the window). Pairs not found
     within ``need`` are ``inf``. Returns the distances ``(s, K, K)`` and the window.
     ``pos``: optional workspace, ``-1`` for every state (and left so), to spare allocating
-    one per window on a large network.
+    one per window on a large network. ``rows``: keep the searches' rows in the window.
     """
     found = tree.query(_boxes(xy, float(reach_m)))[1]  # bounding boxes only: a superset, 10x cheaper than distances
     idx = np.unique(np.concatenate([piece_state[found], C[C >= 0]]))
@@ -111,13 +120,13 @@ def window_distances(
         pos = np.full(graph.shape[0], -1, dtype=np.int64)
     pos[idx] = np.arange(idx.size)
     try:
-        return _distances(graph, idx, pos, C, need)
+        return _distances(graph, idx, pos, C, need, rows)
     finally:
         pos[idx] = -1
 
 
 def _distances(
-    graph: sp.csr_matrix, idx: np.ndarray, pos: np.ndarray, C: np.ndarray, need: np.ndarray
+    graph: sp.csr_matrix, idx: np.ndarray, pos: np.ndarray, C: np.ndarray, need: np.ndarray, rows: bool
 ) -> tuple[np.ndarray, CorridorWindow]:
     s, K = C.shape[0] - 1, C.shape[1]
     sub = _subgraph(graph, idx, pos)
@@ -133,7 +142,11 @@ def _distances(
     if not ask.any():
         return out, window
     src, inv = np.unique(pos[A[ask]], return_inverse=True)
-    D = dijkstra(sub, directed=True, indices=src, limit=limit)
+    if rows:
+        D, P = dijkstra(sub, directed=True, indices=src, limit=limit, return_predecessors=True)
+        window.sources, window.dist, window.pred = idx[src], D, P
+    else:
+        D = dijkstra(sub, directed=True, indices=src, limit=limit)
     d = D[inv, pos[B[ask]]]
     out[ask] = np.where(d <= need[ask], d, np.inf)
     return out, window

@@ -505,21 +505,42 @@ class MapMatcher:
         dist = np.full((s, K, K), np.inf)
         windows: list[CorridorWindow | None] = [None] * s
         pos = np.full(self.net.n_states, -1, dtype=np.int64)  # corridor workspace
-        whole = np.zeros(s, dtype=bool)  # steps searched on the whole network, in one batch
+        whole = np.zeros((s, K, K), dtype=bool)  # pairs asked of the router (whole network), in one batch
+        router = self._router
         for s0, s1 in _windows(gc, lim):
             ask = other[s0:s1] & (need[s0:s1] > 0)
-            # a data gap: bounded searches of the whole network; on a small one, complete (cached) rows for the
-            # candidates seen before (a service matching trace after trace); else a corridor search
-            if lim[s0] > _LONG_STEP_M or self._router.recurrent(A[s0:s1][ask]):
-                whole[s0:s1] = True
+            # the router: for a data gap (bounded searches); on a small network, complete (cached) rows for
+            # candidates seen in earlier traces; on a large one, rows cached from earlier corridors, where they reach
+            src, inv = np.unique(A[s0:s1][ask], return_inverse=True)
+            if lim[s0] > _LONG_STEP_M or router.recurrent(src):
+                whole[s0:s1] = ask
+                continue
+            cached = np.zeros(ask.shape, dtype=bool)
+            cached[ask] = router.covered(src, _max_per(inv, need[s0:s1][ask], src.size))[inv]
+            whole[s0:s1] = cached
+            if cached.sum() == ask.sum():
                 continue
             reach = p.radius + float(lim[s0:s1].max()) + 1.0
-            dist[s0:s1], win = window_distances(self._router.graph, self.net._tree, self.net._chunk_state,
-                                                xy[s0 : s1 + 1], C[s0 : s1 + 1], need[s0:s1], reach, pos)
+            if not router.dense:  # rows to cache: wide enough to hold them to every target's end (see below)
+                tgt = C[s0 + 1 : s1 + 1]
+                reach = (reach + float(np.max(L[tgt[tgt >= 0]] - off[s0 + 1 : s1 + 1][tgt >= 0], initial=0.0))) / 0.99
+            dist[s0:s1], win = window_distances(router.graph, self.net._tree, self.net._chunk_state,
+                                                xy[s0 : s1 + 1], C[s0 : s1 + 1],
+                                                np.where(cached, -np.inf, need[s0:s1]), reach, pos,
+                                                rows=not router.dense)
             windows[s0:s1] = [win] * (s1 - s0)
-        ask = other & (need > 0) & whole[:, None, None]
-        if ask.any():
-            dist[ask] = self._router.pair_distances(A[ask], B[ask], limit_m=need[ask])
+            if win.sources is not None:
+                # a row is exact as far as the corridor holds every state it reaches (module corridor): states
+                # whose start is within reach of a fix; from the source's end v, up to reach - |v - nearest fix|
+                end = self.net._geom_xy[self.net._geom_ptr[win.sources + 1] - 1]
+                gap = np.min(np.hypot(end[:, None, 0] - xy[None, s0 : s1 + 1, 0],
+                                      end[:, None, 1] - xy[None, s0 : s1 + 1, 1]), axis=1)
+                certified = 0.99 * (reach - gap) - 1.0
+                router.store_rows(win.idx, win.sources, win.dist, win.pred, np.minimum(certified, win.limit))
+                win.dist = win.pred = None  # the cache has them; the window keeps its subgraph for paths
+            win.limit = max(win.limit, float(need[s0:s1][ask].max(initial=0.0)))  # paths of cached pairs too
+        if whole.any():
+            dist[whole] = router.pair_distances(A[whole], B[whole], limit_m=need[whole])
         route[other] = ends[other] + dist[other]
         with np.errstate(invalid="ignore"):
             logp = -np.abs(route - gc[:, None, None]) / p.beta
@@ -870,6 +891,13 @@ def _location_confidence(
         here = (path[j][:, None] == C) & ok[:, None] & (np.abs(start[j][:, None] + off - at[:, None]) <= tol_m)
         conf += np.where(here, post, 0.0).sum(axis=1)
     return np.minimum(conf, 1.0)
+
+
+def _max_per(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """The largest of ``values`` per group id ``0 .. n - 1``."""
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, group, values)
+    return out
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

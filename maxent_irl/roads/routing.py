@@ -157,6 +157,55 @@ class Router:
         with self._lock:
             return bool(np.all(self._have[sources] | self._seen[sources]))
 
+    def covered(self, sources: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """Per source, whether a cached sparse row answers it up to ``need[i]`` metres (all False for dense rows)."""
+        out = np.zeros(len(sources), dtype=bool)
+        if self.dense:
+            return out
+        with self._lock:
+            for i, (s, lim) in enumerate(zip(np.asarray(sources).tolist(), np.asarray(need, dtype=float).tolist(),
+                                             strict=True)):
+                row = self._rows.get(s)
+                out[i] = row is not None and row.limit >= lim
+        return out
+
+    def store_rows(
+        self, idx: np.ndarray, sources: np.ndarray, dist: np.ndarray, pred: np.ndarray, limits: np.ndarray
+    ) -> None:
+        """Cache rows searched on a subgraph (sparse layout only): exact up to ``limits[i]`` from ``sources[i]``.
+
+        ``idx``: the subgraph's states (global ids, sorted); ``dist`` / ``pred``: one row per
+        source over them, predecessors in local ids (``-9999``: none). The caller certifies
+        that every state within ``limits[i]`` of the source in the whole graph is in the
+        subgraph with the same distance (map matching's corridors do). A cached row that
+        reaches farther is kept.
+        """
+        if self.dense:
+            return
+        idx = np.asarray(idx, dtype=np.int64)
+        sources, limits = np.asarray(sources).tolist(), np.asarray(limits, dtype=float)
+        with self._lock:
+            new = [k for k, s in enumerate(sources) if limits[k] > 0 and (
+                (old := self._rows.get(s)) is None or old.limit < limits[k])]
+            if not new:
+                return
+            r, c = np.nonzero(dist[new] <= limits[new][:, None])  # row-major: each row's states sorted, as idx is
+            d = dist[new][r, c]
+            p = pred[new][r, c]
+            gidx = idx[c].astype(np.int32)
+            gpred = np.where(p >= 0, idx[np.maximum(p, 0)], _NO_PRED).astype(np.int32)
+            bounds = np.searchsorted(r, np.arange(len(new) + 1))
+            for j, k in enumerate(new):
+                a, b = bounds[j], bounds[j + 1]
+                row = _Row(float(limits[k]), gidx[a:b].copy(), d[a:b].copy(), gpred[a:b].copy())
+                old = self._rows.pop(sources[k], None)
+                if old is not None:
+                    self._bytes -= old.nbytes
+                self._rows[sources[k]] = row
+                self._bytes += row.nbytes
+            while self._bytes > self.max_cache_bytes and len(self._rows) > 1:
+                self._bytes -= self._rows.popitem(last=False)[1].nbytes
+
     def mark_seen(self, sources: np.ndarray) -> None:
         """Remember these sources for :meth:`recurrent` (no-op for sparse rows)."""
         if self.dense:

@@ -6,8 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.sparse.csgraph import dijkstra
 
-from maxent_irl.roads import RoadNetwork, simulate_trips
+from maxent_irl.roads import MapMatcher, RoadNetwork, simulate_trips
+from maxent_irl.roads import corridor as corridor_module
 from maxent_irl.roads.corridor import window_distances
 from maxent_irl.roads.synthetic import grid_network
 
@@ -62,3 +64,48 @@ def test_too_small_a_reach_misses_routes(monaco: RoadNetwork) -> None:
     assert np.isfinite(wide).sum() > np.isfinite(narrow).sum()
     both = np.isfinite(narrow)
     assert np.all(narrow[both] >= wide[both] - 1e-6)  # what the narrow one finds is never shorter
+
+
+@pytest.mark.parametrize("interval_s", [1.0, 10.0])
+def test_rows_cached_from_corridors_are_exact(interval_s: float) -> None:
+    # 6,240 states: too many for complete rows, so the router keeps bounded rows, here filled by the
+    # matcher's corridor searches; each must hold exactly the states within its limit, at their distance
+    net = grid_network(40, jitter=0.05, seed=2)
+    matcher = MapMatcher(net)
+    router = matcher._router
+    assert not router.dense
+    for s in simulate_trips(net, n_trips=3, seed=6, noise_m=10, interval_s=interval_s, min_od_distance_m=1500):
+        matcher.match(s.trace)
+    rows = list(router._rows.items())
+    assert len(rows) > 50
+    sources = np.array([src for src, _ in rows])
+    full = dijkstra(router.graph, directed=True, indices=sources)
+    for k, (_, row) in enumerate(rows):
+        within = np.flatnonzero(full[k] <= row.limit - 1e-6)
+        assert np.isin(within, row.idx).all()  # nothing within the limit is missing
+        got = row.dist[np.searchsorted(row.idx, within)]
+        assert np.allclose(got, full[k, within], rtol=1e-9)
+        assert np.all(row.dist <= row.limit)
+
+
+def test_a_second_pass_reuses_the_cached_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a large network, corridor searches fill the router's bounded rows: matching the same traces again
+    # runs few corridor searches, and gives the same matches
+    net = grid_network(40, jitter=0.05, seed=2)
+    sims = simulate_trips(net, n_trips=3, seed=7, noise_m=10, interval_s=1.0, min_od_distance_m=1500)
+    matcher = MapMatcher(net)
+    calls: list[int] = []
+    real = corridor_module._distances
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(corridor_module, "_distances", spy)
+    first = [matcher.match(s.trace) for s in sims]
+    n_first = len(calls)
+    again = [matcher.match(s.trace) for s in sims]
+    assert n_first > 10 and len(calls) - n_first <= 0.25 * n_first
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.states, b.states) and np.array_equal(a.point_states, b.point_states)
+        assert a.log_likelihood == pytest.approx(b.log_likelihood)
