@@ -415,7 +415,7 @@ class MapMatcher:
         joined, offsets = self._join(pl.paths, ends_off, p.backtrack)
 
         def spread(values: np.ndarray, fill: float, dtype: type = float) -> np.ndarray:
-            out = np.full(n, fill, dtype=dtype)
+            out: np.ndarray = np.full(n, fill, dtype=dtype)
             out[matched[ok]] = values[ok]
             return out
 
@@ -529,7 +529,7 @@ class MapMatcher:
                                                 np.where(cached, -np.inf, need[s0:s1]), reach, pos,
                                                 rows=not router.dense)
             windows[s0:s1] = [win] * (s1 - s0)
-            if win.sources is not None:
+            if win.sources is not None and win.dist is not None and win.pred is not None:
                 # a row is exact as far as the corridor holds every state it reaches (module corridor): states
                 # whose start is within reach of a fix; from the source's end v, up to reach - |v - nearest fix|
                 end = self.net._geom_xy[self.net._geom_ptr[win.sources + 1] - 1]
