@@ -400,9 +400,55 @@ def summarize(summ: DestinationSummarizer, p: np.ndarray, radius: float) -> tupl
     return gm.point, np.array([c.xy for c in cl])
 
 
-GAMMAS = (0.25, 0.5, 0.75, 1.0)
+GAMMAS = (0.25, 0.5, 1.0, 1.5, 2.0)
 RADII = (250.0, 500.0, 750.0, 1000.0)
 POSTERIOR_KINDS = ("flat", "counts", "kernel", "multiscale", "origin", "time", "gravity", "gravity+origin")
+
+
+STOP_EDGES = (0.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0)
+
+
+def query_speed(q: Query) -> float:
+    """Mean speed (m/s) over the last two observed 15 s steps (one if only two fixes are observed)."""
+    tail = q.observed_xy[-3:]
+    return float(np.hypot(*np.diff(tail, axis=0).T).sum() / (INTERVAL_S * (len(tail) - 1)))
+
+
+def stop_groups(queries: list[Query], speed_edges: np.ndarray, time_edges: np.ndarray | None) -> np.ndarray:
+    """Group of each query: its speed class (tertiles of the training queries), times its elapsed-time class."""
+    g = np.searchsorted(speed_edges, [query_speed(q) for q in queries], side="right")
+    if time_edges is not None:
+        elapsed = np.array([len(q.observed_xy) for q in queries], dtype=float)
+        g = g * (time_edges.size + 1) + np.searchsorted(time_edges, elapsed, side="right")
+    return g
+
+
+def fit_stop_model(xy: np.ndarray, posts: list[np.ndarray], queries: list[Query], train: list[Trip],
+                   folds: np.ndarray) -> dict[str, Any]:
+    """A distance profile from the last fix to the destination, per speed (and elapsed-time) class, on top of
+    the posterior: the route model says where a trip can go efficiently, not when it stops. Variants are
+    compared by cross-validated log-likelihood over the training queries (folds = the trips' time blocks)."""
+    speed_edges = np.quantile([query_speed(q) for q in queries], [1 / 3, 2 / 3])
+    time_edges = np.quantile([len(q.observed_xy) for q in queries], [1 / 3, 2 / 3])
+    last = np.array([q.last_xy for q in queries])
+    dest = np.array([train[q.trip].path[-1] for q in queries])
+    qfold = np.array([folds[q.trip] for q in queries])
+    base_ll = float(np.mean([math.log(max(float(p[d]), 1e-300)) for p, d in zip(posts, dest, strict=True)]))
+    variants: dict[str, Any] = {"none": {"cv_loglik": base_ll}}
+    for name, te in (("speed", None), ("speed x elapsed", time_edges)):
+        groups = stop_groups(queries, speed_edges, te)
+        n_groups = 3 if te is None else 9
+        tot = 0.0
+        for f in np.unique(qfold):
+            tr, ho = np.flatnonzero(qfold != f), np.flatnonzero(qfold == f)
+            m = DistanceDecayPrior(STOP_EDGES, l2=1e-3, n_groups=n_groups).fit(
+                xy, [posts[i] for i in tr], last[tr], dest[tr], groups[tr])
+            tot += sum(math.log(max(float(m(xy, posts[i], last[i], groups[i])[dest[i]]), 1e-300)) for i in ho)
+        model = DistanceDecayPrior(STOP_EDGES, l2=1e-3, n_groups=n_groups).fit(xy, posts, last, dest, groups)
+        variants[name] = {"cv_loglik": tot / len(queries), "model": model, "time_edges": te,
+                          "beta": model.beta_.round(2).tolist()}
+    best = max(variants, key=lambda k: variants[k]["cv_loglik"])
+    return {"speed_edges": speed_edges, "time_edges": time_edges, "variants": variants, "best": best}
 
 
 def select_on_training(net: RoadNetwork, post: Posterior, pri: Priors, train: list[Trip], folds: np.ndarray,
@@ -428,14 +474,15 @@ def select_on_training(net: RoadNetwork, post: Posterior, pri: Priors, train: li
             for g in GAMMAS:
                 p = Posterior.combine(cache[q.trip][k], lr, g)
                 ll[(k, g)].append(math.log(max(p[t.path[-1]], 1e-300)))
-                gm = geometric_median(summ.xy, p, mass=0.999, tol_m=1.0)
+                gm = geometric_median(summ.xy, p, mass=0.99, tol_m=5.0)
                 err[(k, g)].append(float(np.hypot(*(gm.point - truth))))
     gamma = {k: min(GAMMAS, key=lambda g, k=k: np.mean(err[(k, g)])) for k in POSTERIOR_KINDS}
     table = {k: {f"{g:g}": {"gm_km": round(float(np.mean(err[(k, g)])) / 1000, 4),
                             "loglik": round(float(np.mean(ll[(k, g)])), 4)} for g in GAMMAS}
              for k in POSTERIOR_KINDS}
     best = min(POSTERIOR_KINDS, key=lambda k: np.mean(err[(k, gamma[k])]))
-    for q in queries:  # radius for the recommended posterior
+    posts: list[np.ndarray] = []
+    for q in queries:  # radius for the recommended posterior (and its posteriors, for the stop model)
         t = train[q.trip]
         f = int(folds[q.trip])
         lp = np.log(parts[f].prior(best, t.xy[0], hour_of_day(t.start), marg[f]))
@@ -443,9 +490,64 @@ def select_on_training(net: RoadNetwork, post: Posterior, pri: Priors, train: li
         for r in RADII:
             cl = summ.top_destinations(p, r, k=5)
             hits[r].append(float(np.any(np.hypot(*(np.array([c.xy for c in cl]) - t.xy[-1]).T) <= HIT_M)))
+        posts.append(p.astype(np.float32))
     radius = max(RADII, key=lambda r: np.mean(hits[r]))
+    stop = fit_stop_model(summ.xy, posts, queries, train, folds)
     return {"queries": len(queries), "failed": dict(failed), "gamma": gamma, "table": table, "best": best,
-            "radius_m": radius, "radius_top5": {f"{r:g}": round(float(np.mean(h)), 4) for r, h in hits.items()}}
+            "radius_m": radius, "radius_top5": {f"{r:g}": round(float(np.mean(h)), 4) for r, h in hits.items()},
+            "stop": stop}
+
+
+def time_large(side: int, seed: int = 0) -> dict[str, float]:
+    """Per-query cost on a ``side x side`` synthetic grid (276: about 300k segments), the size of a large city.
+
+    The two rows of M (one transposed solve of two right-hand sides), a multi-scale kernel prior from 2,000
+    stored destinations mixed with an origin-conditional part, the posterior, and its three summaries.
+    """
+    from maxent_irl.synthetic import grid_route_mdp
+
+    mdp = grid_route_mdp(side)
+    theta = np.array([-5.0, -3.0, -0.9, -0.4, -4.5, -0.4])  # the likelihood benchmark's grid weights
+    idx = np.arange(side * side).reshape(side, side)
+    u = np.concatenate([idx[:, :-1].ravel(), idx[:, 1:].ravel(), idx[:-1, :].ravel(), idx[1:, :].ravel()])
+    v = np.concatenate([idx[:, 1:].ravel(), idx[:, :-1].ravel(), idx[1:, :].ravel(), idx[:-1, :].ravel()])
+    node = np.column_stack(np.divmod(np.arange(side * side), side))[:, ::-1] * 100.0
+    xy = (node[u] + node[v]) / 2.0
+    rng = np.random.default_rng(seed)
+    t = time.perf_counter()
+    post = Posterior(RouteModel(mdp, theta))
+    out = {"segments": float(mdp.n_states), "factorize_s": time.perf_counter() - t}
+    dest = xy[rng.integers(0, mdp.n_states, 2000)] + rng.normal(0, 50, (2000, 2))
+    origins = xy[rng.integers(0, mdp.n_states, 2000)]
+    t = time.perf_counter()
+    K = destination_kernel(xy, dest, 200.0) * 0.7 + destination_kernel(xy, dest, 800.0) * 0.3
+    marginal = smoothed_prior(K, 0.05)
+    out["prior_build_s"] = time.perf_counter() - t
+    times: dict[str, list[float]] = {k: [] for k in ("rows", "prior", "posterior", "median", "median_exact",
+                                                     "clusters", "heat")}
+    summ = DestinationSummarizer(xy)
+    for _ in range(5):
+        a = int(rng.integers(0, mdp.n_states))
+        b = int(mdp.successors(int(mdp.successors(a)[1][0]))[1][0])
+        s0 = time.perf_counter()
+        lr = post.log_ratio(a, b)
+        s1 = time.perf_counter()
+        pr = conditional_prior(K, kernel_weights(xy[a], origins, 1000.0), marginal, 0.25)
+        s2 = time.perf_counter()
+        p = Posterior.combine(np.log(pr), lr, 0.5)
+        s3 = time.perf_counter()
+        geometric_median(xy, p, mass=0.999)
+        s4 = time.perf_counter()
+        geometric_median(xy, p)
+        s5 = time.perf_counter()
+        summ.top_destinations(p, 500.0)
+        s6 = time.perf_counter()
+        heat_map(p, mass=0.9)
+        s7 = time.perf_counter()
+        for k, v in zip(times, (s1 - s0, s2 - s1, s3 - s2, s4 - s3, s5 - s4, s6 - s5, s7 - s6), strict=True):
+            times[k].append(v)
+    out.update({f"{k}_ms": 1e3 * float(np.median(v)) for k, v in times.items()})
+    return out
 
 
 def main() -> None:
@@ -458,7 +560,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="for --split random")
     ap.add_argument("--cache", type=Path, default=None, help="cache matched trips and theta here")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--large", type=int, default=0, metavar="SIDE",
+                    help="only time one query on a SIDE x SIDE synthetic grid (276: ~300k segments) and exit")
     args = ap.parse_args()
+    if args.large:
+        print(json.dumps({k: round(v, 3) for k, v in time_large(args.large).items()}, indent=1))
+        return
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     t0 = time.perf_counter()
@@ -537,7 +644,13 @@ def main() -> None:
     summ = DestinationSummarizer(pri.xy)
     t = time.perf_counter()
     sel = select_on_training(net, post, pri, train, folds, summ)
-    out["selection"] = sel
+    out["selection"] = {k: v for k, v in sel.items() if k != "stop"}
+    out["selection"]["stop"] = {"speed_edges_m_s": sel["stop"]["speed_edges"].tolist(),
+                                "time_edges_fixes": sel["stop"]["time_edges"].tolist(), "best": sel["stop"]["best"],
+                                "variants": {k: {kk: vv for kk, vv in v.items() if kk in ("cv_loglik", "beta")}
+                                             for k, v in sel["stop"]["variants"].items()}}
+    print("stop model (cross-validated log-likelihood on training queries): "
+          + ", ".join(f"{k} {v['cv_loglik']:.3f}" for k, v in sel["stop"]["variants"].items()))
     print(f"selection on training trips ({sel['queries']} partial trips, {time.perf_counter() - t:.0f} s): "
           f"gamma {sel['gamma']}; best prior for the posterior: {sel['best']}; radius {sel['radius_m']:g} m "
           f"(top-5 hits {sel['radius_top5']})")
@@ -602,6 +715,16 @@ def evaluate_test(net: RoadNetwork, post: Posterior, pri: Priors, train: list[Tr
                 timing["heat"].append(s5 - s4)
             add(f"posterior: {k}", q, score(gm.point, np.array([c.xy for c in cl]), truth)
                 | {"loglik": math.log(max(p[t.path[-1]], 1e-300))})
+            if k == sel["best"]:  # with the stop model's distance profile from the last fix
+                for vname, v in sel["stop"]["variants"].items():
+                    if vname == "none":
+                        continue
+                    grp = int(stop_groups([q], sel["stop"]["speed_edges"], v["time_edges"])[0])
+                    ps = v["model"](summ.xy, p, q.last_xy, grp)
+                    cl = summ.top_destinations(ps, radius, k=max(TOP_K))
+                    add(f"posterior: {k} + stop ({vname})", q,
+                        score(geometric_median(summ.xy, ps, mass=0.999).point, np.array([c.xy for c in cl]), truth)
+                        | {"loglik": math.log(max(ps[t.path[-1]], 1e-300))})
             if k == sel["best"]:  # the model as written (gamma = 1), for reference
                 p1 = Posterior.combine(lp, lr, 1.0)
                 add(f"posterior: {k}, gamma 1", q, score(geometric_median(summ.xy, p1, mass=0.999).point,
@@ -637,14 +760,16 @@ def report(rec: dict[str, list[dict[str, float]]], sel: dict[str, Any], out: dic
             print(f"{name:34s} {len(rs):4d} {row['gm_mean_km']:8.3f} {row['gm_median_km']:7.3f} "
                   f"{row['top1_mean_km']:9.3f} {row['top1_median_km']:8.3f} {row['hit1']:6.3f} {row['hit3']:6.3f} "
                   f"{row['hit5']:6.3f} {row['loglik']:7.3f}   {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
-        for name in (best, "nearest trip"):
+        for name in (best, f"{best} + stop ({sel['stop']['best']})"):
+            if name not in rec:
+                continue
             mine = {r["trip"]: r for r in rec[name] if r["fraction"] == f}
-            for other in (f"prior only: {sel['best']}", "prior only: multiscale", "nearest trip", best):
+            for other in ("last point", f"prior only: {sel['best']}", "prior only: multiscale", "nearest trip", best):
                 if other == name:
                     continue
                 theirs = {r["trip"]: r for r in rec[other] if r["fraction"] == f}
                 trips = sorted(mine)
-                for m in ("top5", "gm_km"):
+                for m in ("gm_km", "top1_km", "top5"):
                     d = paired([mine[i][m] for i in trips], [theirs[i][m] for i in trips])
                     table[f].setdefault("paired", {})[f"{name} - {other}: {m}"] = d
                     print(f"  {name} - {other}: {m} {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")

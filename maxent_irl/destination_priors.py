@@ -345,73 +345,95 @@ def conditional_prior(
 
 
 class DistanceDecayPrior:
-    """``P(d | o) ∝ base(d) exp(beta · bins(|x_d - o|))``: a marginal reshaped by the trip-length profile.
+    """``P(d | o) ∝ base(d) exp(beta[g] · bins(|x_d - o|))``: a distribution reshaped by a distance profile.
 
-    A gravity model. Many cities' trips have a typical length; the marginal alone does not know
-    where a query started. The log-weights ``beta`` of a few distance bins are fitted by maximum
-    likelihood (a conditional logit over the whole support, concave, with an L2 penalty) on
-    stored (origin, destination) pairs, so they need far fewer trips than an origin kernel: one
-    number per bin, not a destination map per origin area.
+    As a prior (``o`` the trip's origin, ``base`` the marginal): a gravity model. Trips have a
+    typical length; the marginal alone does not know where a query started. As a correction of a
+    posterior (``o`` the last GPS fix, ``base`` the posterior, group ``g`` e.g. the current speed
+    class): how far from here trips still go, which a route model does not know (it says where
+    the trip can go efficiently, not when it stops). The log-weights ``beta`` of a few distance bins
+    per group are fitted by maximum likelihood (a conditional logit over the whole support, concave,
+    with an L2 penalty), so they need far fewer trips than a kernel over origins: a few numbers per
+    group, not a destination map per origin area.
 
     Parameters
     ----------
     edges: bin edges in metres, increasing, starting at 0 (the last bin is open-ended).
     l2: penalty on ``beta`` (per trip).
+    n_groups: number of groups with their own profile (default one).
     """
 
-    def __init__(self, edges: Sequence[float] = (0, 500, 1000, 1500, 2000, 3000, 4000, 6000), l2: float = 1e-2) -> None:
+    def __init__(self, edges: Sequence[float] = (0, 500, 1000, 1500, 2000, 3000, 4000, 6000), l2: float = 1e-2,
+                 n_groups: int = 1) -> None:
         e = np.asarray(edges, dtype=np.float64)
         if e.ndim != 1 or e.size < 2 or e[0] != 0 or np.any(np.diff(e) <= 0):
             raise InvalidParameterError("edges must increase from 0 with at least two entries")
         if not (np.isfinite(l2) and l2 >= 0):
             raise InvalidParameterError(f"l2 must be >= 0, got {l2!r}")
+        if int(n_groups) < 1:
+            raise InvalidParameterError(f"n_groups must be >= 1, got {n_groups!r}")
         self.edges = e
         self.l2 = float(l2)
+        self.n_groups = int(n_groups)
 
     def _bins(self, support_xy: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        r = np.hypot(*(support_xy - origin.reshape(1, 2)).T)
+        r = np.hypot(*(support_xy - np.asarray(origin, dtype=np.float64).reshape(1, 2)).T)
         return np.searchsorted(self.edges, r, side="right") - 1
 
     def fit(
         self, support_xy: np.ndarray, base: np.ndarray | Sequence[np.ndarray], origins_xy: np.ndarray,
-        dest_idx: np.ndarray,
+        dest_idx: np.ndarray, groups: np.ndarray | None = None,
     ) -> DistanceDecayPrior:
         """Fit ``beta`` on stored trips: ``origins_xy`` ``(N, 2)``, ``dest_idx`` ``(N,)`` support indices.
 
-        ``base`` is the ``(n,)`` marginal, or one ``(n,)`` marginal per trip (e.g. left out of
-        its own trip, which the in-sample marginal overrates).
+        ``base`` is one ``(n,)`` distribution for all, or one per trip (e.g. a marginal left out of
+        its own trip, which the in-sample marginal overrates, or each query's posterior).
+        ``groups`` ``(N,)`` in ``0 .. n_groups - 1`` (default all 0).
         """
         sxy, oxy = _xy(support_xy, "support_xy"), _xy(origins_xy, "origins_xy")
         idx = np.asarray(dest_idx, dtype=np.int64)
-        nb = self.edges.size
-        bins = np.stack([self._bins(sxy, o) for o in oxy])  # (N, n)
+        N, nb, G = oxy.shape[0], self.edges.size, self.n_groups
+        grp = np.zeros(N, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+        if grp.shape != (N,) or np.any(grp < 0) or np.any(grp >= G):
+            raise InvalidParameterError(f"groups must be {N} integers in 0..{G - 1}")
         per_trip = isinstance(base, list | tuple) or np.ndim(base) == 2
-        logb = [np.log(np.maximum(np.asarray(b, dtype=np.float64), 1e-300)) for b in (base if per_trip else [base])]
+        if per_trip and len(base) != N:
+            raise InvalidParameterError("base needs one distribution per trip")
+        # the factor is constant within a bin, so each trip reduces to its base mass per bin (N, nb)
+        # and the bin of its destination: the optimization never touches the support again
+        mass = np.empty((N, nb))
+        own = np.empty(N, dtype=np.int64)
+        for i in range(N):
+            b = np.asarray(base[i] if per_trip else base, dtype=np.float64)
+            bins = self._bins(sxy, oxy[i])
+            mass[i] = np.bincount(bins, b, minlength=nb) / b.sum()
+            own[i] = bins[idx[i]]
+        onehot = np.zeros((G, nb))
+        np.add.at(onehot, (grp, own), 1.0)
 
-        def f(beta: np.ndarray) -> tuple[float, np.ndarray]:
-            ll, g = 0.0, np.zeros(nb)
-            for i in range(oxy.shape[0]):
-                lb = logb[i] if per_trip else logb[0]
-                s = lb + beta[bins[i]]
-                mx = s.max()
-                p = np.exp(s - mx)
-                z = p.sum()
-                ll += s[idx[i]] - mx - np.log(z)
-                g[bins[i, idx[i]]] += 1.0
-                g -= np.bincount(bins[i], p / z, minlength=nb)
-            n = oxy.shape[0]
-            return -ll / n + 0.5 * self.l2 * beta @ beta, -g / n + self.l2 * beta
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            beta = x.reshape(G, nb)
+            bg = beta[grp]  # (N, nb)
+            mx = bg.max(axis=1, keepdims=True)
+            e = mass * np.exp(bg - mx)
+            z = e.sum(axis=1)
+            ll = float(beta[grp, own].sum() - (mx[:, 0] + np.log(z)).sum())
+            g = onehot.copy()
+            np.add.at(g, grp, -e / z[:, None])
+            return -ll / N + 0.5 * self.l2 * float(x @ x), (-g / N).ravel() + self.l2 * x
 
-        res = minimize(f, np.zeros(nb), jac=True, method="L-BFGS-B")
-        self.beta_ = res.x - res.x.mean()
-        self.log_likelihood_ = -float(res.fun) * oxy.shape[0]
+        res = minimize(f, np.zeros(G * nb), jac=True, method="L-BFGS-B")
+        beta = res.x.reshape(G, nb)
+        self.beta_ = beta - beta.mean(axis=1, keepdims=True)  # a constant per group cancels
+        self.log_likelihood_ = -float(res.fun) * N  # of the bin factors (the base's own terms left out)
         return self
 
-    def __call__(self, support_xy: np.ndarray, base: np.ndarray, origin_xy: np.ndarray) -> np.ndarray:
-        """``(n,)`` prior for a trip that started at ``origin_xy`` ``(2,)``."""
+    def __call__(self, support_xy: np.ndarray, base: np.ndarray, origin_xy: np.ndarray, group: int = 0) -> np.ndarray:
+        """``(n,)`` distribution for a query whose reference point is ``origin_xy`` ``(2,)``."""
         if not hasattr(self, "beta_"):
             raise InvalidParameterError("DistanceDecayPrior is not fitted: call fit first")
-        s = np.log(np.maximum(np.asarray(base, dtype=np.float64), 1e-300))
-        s = s + self.beta_[self._bins(_xy(support_xy, "support_xy"), np.asarray(origin_xy, dtype=np.float64))]
+        with np.errstate(divide="ignore"):
+            s = np.log(np.asarray(base, dtype=np.float64))
+        s = s + self.beta_[int(group)][self._bins(_xy(support_xy, "support_xy"), np.asarray(origin_xy, dtype=float))]
         p = np.exp(s - s.max())
         return p / p.sum()

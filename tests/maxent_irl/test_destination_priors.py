@@ -167,3 +167,24 @@ def test_distance_decay_learns_the_trip_length_profile() -> None:
         DistanceDecayPrior(edges=(100, 50))
     with pytest.raises(InvalidParameterError):
         DistanceDecayPrior()(support, base, origins[0])
+
+
+def test_distance_decay_groups_learn_their_own_profiles() -> None:
+    """Slow cars stop near the reference point, fast ones far from it: one profile per group."""
+    rng = np.random.default_rng(6)
+    support = grid(4000.0, 50.0)
+    base = np.full(support.shape[0], 1.0 / support.shape[0])
+    ref = rng.uniform(1500.0, 2500.0, (200, 2))
+    groups = np.arange(200) % 2
+    r = np.where(groups == 0, rng.uniform(0, 400, 200), rng.uniform(1000, 1400, 200))
+    ang = rng.uniform(0, 2 * np.pi, 200)
+    idx = snap(support, ref + np.column_stack([r * np.cos(ang), r * np.sin(ang)]))
+    model = DistanceDecayPrior(edges=(0, 500, 1000, 1500), l2=1e-3, n_groups=2).fit(support, base, ref, idx, groups)
+    assert model.beta_.shape == (2, 4)
+    assert int(np.argmax(model.beta_[0])) == 0 and int(np.argmax(model.beta_[1])) == 2
+    near = model(support, base, ref[0], group=0)
+    far = model(support, base, ref[0], group=1)
+    close = np.hypot(*(support - ref[0]).T) < 500
+    assert near[close].sum() > 0.5 > far[close].sum()
+    with pytest.raises(InvalidParameterError):
+        DistanceDecayPrior(n_groups=2).fit(support, base, ref, idx, groups + 5)
