@@ -405,7 +405,7 @@ RADII = (250.0, 500.0, 750.0, 1000.0)
 POSTERIOR_KINDS = ("flat", "counts", "kernel", "multiscale", "origin", "time", "gravity", "gravity+origin")
 
 
-STOP_EDGES = (0.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0)
+STOP_EDGES = (0.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0)
 
 
 def query_speed(q: Query) -> float:
@@ -414,9 +414,11 @@ def query_speed(q: Query) -> float:
     return float(np.hypot(*np.diff(tail, axis=0).T).sum() / (INTERVAL_S * (len(tail) - 1)))
 
 
-def stop_groups(queries: list[Query], speed_edges: np.ndarray, time_edges: np.ndarray | None) -> np.ndarray:
-    """Group of each query: its speed class (tertiles of the training queries), times its elapsed-time class."""
-    g = np.searchsorted(speed_edges, [query_speed(q) for q in queries], side="right")
+def stop_groups(queries: list[Query], speed_edges: np.ndarray | None, time_edges: np.ndarray | None) -> np.ndarray:
+    """Group of each query: its speed class times its elapsed-time class (class edges from the training queries)."""
+    g = np.zeros(len(queries), dtype=np.int64)
+    if speed_edges is not None:
+        g = np.searchsorted(speed_edges, [query_speed(q) for q in queries], side="right")
     if time_edges is not None:
         elapsed = np.array([len(q.observed_xy) for q in queries], dtype=float)
         g = g * (time_edges.size + 1) + np.searchsorted(time_edges, elapsed, side="right")
@@ -425,30 +427,43 @@ def stop_groups(queries: list[Query], speed_edges: np.ndarray, time_edges: np.nd
 
 def fit_stop_model(xy: np.ndarray, posts: list[np.ndarray], queries: list[Query], train: list[Trip],
                    folds: np.ndarray) -> dict[str, Any]:
-    """A distance profile from the last fix to the destination, per speed (and elapsed-time) class, on top of
+    """A distance profile from the last fix to the destination, per speed and/or elapsed-time class, on top of
     the posterior: the route model says where a trip can go efficiently, not when it stops. Variants are
-    compared by cross-validated log-likelihood over the training queries (folds = the trips' time blocks)."""
-    speed_edges = np.quantile([query_speed(q) for q in queries], [1 / 3, 2 / 3])
-    time_edges = np.quantile([len(q.observed_xy) for q in queries], [1 / 3, 2 / 3])
+    compared out of fold over the training queries (folds = the trips' time blocks), by log-likelihood of the
+    destination segment and by the error of the expected-distance point; the latter picks (it is what counts)."""
+    speeds = [query_speed(q) for q in queries]
+    elapsed = [len(q.observed_xy) for q in queries]
     last = np.array([q.last_xy for q in queries])
     dest = np.array([train[q.trip].path[-1] for q in queries])
+    truth = np.array([train[q.trip].xy[-1] for q in queries])
     qfold = np.array([folds[q.trip] for q in queries])
-    base_ll = float(np.mean([math.log(max(float(p[d]), 1e-300)) for p, d in zip(posts, dest, strict=True)]))
-    variants: dict[str, Any] = {"none": {"cv_loglik": base_ll}}
-    for name, te in (("speed", None), ("speed x elapsed", time_edges)):
-        groups = stop_groups(queries, speed_edges, te)
-        n_groups = 3 if te is None else 9
-        tot = 0.0
+
+    def gm_err(p: np.ndarray, i: int) -> float:
+        return float(np.hypot(*(geometric_median(xy, p, mass=0.99, tol_m=5.0).point - truth[i])))
+
+    variants: dict[str, Any] = {"none": {
+        "cv_loglik": float(np.mean([math.log(max(float(p[d]), 1e-300)) for p, d in zip(posts, dest, strict=True)])),
+        "cv_gm_km": float(np.mean([gm_err(p, i) for i, p in enumerate(posts)])) / 1000}}
+    for name, se, te in (("speed", np.quantile(speeds, [1 / 3, 2 / 3]), None),
+                         ("elapsed", None, np.quantile(elapsed, [0.2, 0.4, 0.6, 0.8])),
+                         ("speed x elapsed", np.quantile(speeds, [1 / 3, 2 / 3]),
+                          np.quantile(elapsed, [1 / 3, 2 / 3]))):
+        groups = stop_groups(queries, se, te)
+        n_groups = (1 if se is None else se.size + 1) * (1 if te is None else te.size + 1)
+        ll, err = 0.0, 0.0
         for f in np.unique(qfold):
             tr, ho = np.flatnonzero(qfold != f), np.flatnonzero(qfold == f)
             m = DistanceDecayPrior(STOP_EDGES, l2=1e-3, n_groups=n_groups).fit(
                 xy, [posts[i] for i in tr], last[tr], dest[tr], groups[tr])
-            tot += sum(math.log(max(float(m(xy, posts[i], last[i], groups[i])[dest[i]]), 1e-300)) for i in ho)
+            for i in ho:
+                ps = m(xy, posts[i], last[i], groups[i])
+                ll += math.log(max(float(ps[dest[i]]), 1e-300))
+                err += gm_err(ps, i)
         model = DistanceDecayPrior(STOP_EDGES, l2=1e-3, n_groups=n_groups).fit(xy, posts, last, dest, groups)
-        variants[name] = {"cv_loglik": tot / len(queries), "model": model, "time_edges": te,
-                          "beta": model.beta_.round(2).tolist()}
-    best = max(variants, key=lambda k: variants[k]["cv_loglik"])
-    return {"speed_edges": speed_edges, "time_edges": time_edges, "variants": variants, "best": best}
+        variants[name] = {"cv_loglik": ll / len(queries), "cv_gm_km": err / len(queries) / 1000, "model": model,
+                          "speed_edges": se, "time_edges": te, "beta": model.beta_.round(2).tolist()}
+    best = min(variants, key=lambda k: variants[k]["cv_gm_km"])
+    return {"variants": variants, "best": best}
 
 
 def select_on_training(net: RoadNetwork, post: Posterior, pri: Priors, train: list[Trip], folds: np.ndarray,
@@ -645,12 +660,14 @@ def main() -> None:
     t = time.perf_counter()
     sel = select_on_training(net, post, pri, train, folds, summ)
     out["selection"] = {k: v for k, v in sel.items() if k != "stop"}
-    out["selection"]["stop"] = {"speed_edges_m_s": sel["stop"]["speed_edges"].tolist(),
-                                "time_edges_fixes": sel["stop"]["time_edges"].tolist(), "best": sel["stop"]["best"],
-                                "variants": {k: {kk: vv for kk, vv in v.items() if kk in ("cv_loglik", "beta")}
-                                             for k, v in sel["stop"]["variants"].items()}}
-    print("stop model (cross-validated log-likelihood on training queries): "
-          + ", ".join(f"{k} {v['cv_loglik']:.3f}" for k, v in sel["stop"]["variants"].items()))
+    out["selection"]["stop"] = {
+        "edges_m": list(STOP_EDGES), "best": sel["stop"]["best"],
+        "variants": {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()
+                         if kk in ("cv_loglik", "cv_gm_km", "beta", "speed_edges", "time_edges")}
+                     for k, v in sel["stop"]["variants"].items()}}
+    print("stop model (out of fold on training queries: log-likelihood, expected-distance point error km): "
+          + ", ".join(f"{k} {v['cv_loglik']:.3f} {v['cv_gm_km']:.3f}" for k, v in sel["stop"]["variants"].items())
+          + f"; chosen: {sel['stop']['best']}")
     print(f"selection on training trips ({sel['queries']} partial trips, {time.perf_counter() - t:.0f} s): "
           f"gamma {sel['gamma']}; best prior for the posterior: {sel['best']}; radius {sel['radius_m']:g} m "
           f"(top-5 hits {sel['radius_top5']})")
@@ -719,7 +736,7 @@ def evaluate_test(net: RoadNetwork, post: Posterior, pri: Priors, train: list[Tr
                 for vname, v in sel["stop"]["variants"].items():
                     if vname == "none":
                         continue
-                    grp = int(stop_groups([q], sel["stop"]["speed_edges"], v["time_edges"])[0])
+                    grp = int(stop_groups([q], v["speed_edges"], v["time_edges"])[0])
                     ps = v["model"](summ.xy, p, q.last_xy, grp)
                     cl = summ.top_destinations(ps, radius, k=max(TOP_K))
                     add(f"posterior: {k} + stop ({vname})", q,
