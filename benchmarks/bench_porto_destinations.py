@@ -21,14 +21,20 @@ Pipeline (every choice is printed with its counts):
    over the training destinations (bandwidth, floor), the same conditioned on the origin
    (kernel-weighted trips: origin bandwidth, mixing weight), on the time of day, and a
    distance-decay ("gravity") prior: the kernel prior reshaped by a fitted profile of the
-   straight-line trip length.
+   straight-line trip length. The kernel prior itself is multi-scale: the weights of kernels of
+   7 bandwidths (25 m .. 1.6 km) and of a uniform floor are fitted by EM on out-of-fold scores.
 6. Queries: for each test trip and each fraction f in 20/40/60/80 %, the first
    ``max(2, round(f n))`` fixes (by points, as the ECML/PKDD 2015 challenge; at most n - 1)
    are map-matched *on their own* (as the service would: no future fixes), A = the first
    matched segment, B = the last. The posterior over every segment d is
    ``P(d | A->B) ∝ P(d) (M[B, d] / M[A, d])^gamma`` with ``M = (I - W)^-1`` (two transposed
-   solves with one factorization; gamma = 1 is the model, other values are tried and chosen
-   on training trips).
+   solves with one factorization; gamma = 1 is the model, other values are tried). Choices on the
+   training trips' partial paths (priors built without the trip's fold; theta in-sample): gamma
+   per prior and the prior by the mean error of the expected-distance point, the clustering radius
+   by top-5 hits within 500 m. Then a "stop model": a profile over the distance from the last fix
+   (bins), per speed and/or elapsed-time class, multiplying the posterior (the route model says
+   where a trip can go efficiently, not when it stops), fitted by maximum likelihood on the
+   training queries; its variant is chosen by out-of-fold error of the expected-distance point.
 7. Answers (maxent_irl.destination_summaries): the expected-distance point (weighted
    geometric median of segment midpoints), the top-k clusters (non-maximum suppression with a
    radius), scored against the trip's last GPS fix (the challenge's truth).
@@ -38,8 +44,10 @@ geometric median and clusters); "nearest trip" (the training trip whose fixes ar
 observed ones, mean over observed fixes of the distance to that trip's nearest fix; top-k:
 the ends of the closest trips, clustered the same way).
 
-    .venv/bin/python benchmarks/bench_porto_destinations.py                  # about 5 min on 2 cores
+    .venv/bin/python benchmarks/bench_porto_destinations.py                  # 10-25 min on 2 shared cores
     .venv/bin/python benchmarks/bench_porto_destinations.py --json out.json --cache /tmp/porto_cache
+    .venv/bin/python benchmarks/bench_porto_destinations.py --split random --seed 0   # a random split instead
+    .venv/bin/python benchmarks/bench_porto_destinations.py --large 276   # CPU time per query, ~300k segments
 """
 
 from __future__ import annotations
