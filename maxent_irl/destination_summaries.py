@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from maxent_irl.exceptions import InvalidParameterError
-from maxent_irl.linsolve import single_threaded_blas
+from maxent_irl.parallel import single_threaded_blas
 
 __all__ = [
     "Cluster",
