@@ -160,8 +160,8 @@ def select_bandwidth(
         base = smoothed_prior(K)
         for j, f in enumerate(floors):
             scores[i, j] = heldout_log_likelihood(with_floor(base, f, support_weights), heldout_idx)
-    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    return float(bandwidths[i]), float(floors[j]), scores
+    bi, fj = (int(v) for v in np.unravel_index(int(np.argmax(scores)), scores.shape))
+    return float(bandwidths[bi]), float(floors[fj]), scores
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,8 @@ def cross_validate_bandwidth(
         _, _, s = select_bandwidth(support_xy, pxy[~test], idx[test], bandwidths, floors, support_weights)
         total += s * test.sum()
     scores = total / pxy.shape[0]
-    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    return BandwidthSelection(float(bandwidths[i]), float(floors[j]), np.asarray(bandwidths, dtype=float),
+    bi, fj = (int(v) for v in np.unravel_index(int(np.argmax(scores)), scores.shape))
+    return BandwidthSelection(float(bandwidths[bi]), float(floors[fj]), np.asarray(bandwidths, dtype=float),
                               np.asarray(floors, dtype=float), scores)
 
 
@@ -378,7 +378,7 @@ class DistanceDecayPrior:
 
     def _bins(self, support_xy: np.ndarray, origin: np.ndarray) -> np.ndarray:
         r = np.hypot(*(support_xy - np.asarray(origin, dtype=np.float64).reshape(1, 2)).T)
-        return np.searchsorted(self.edges, r, side="right") - 1
+        return np.asarray(np.searchsorted(self.edges, r, side="right") - 1)
 
     def fit(
         self, support_xy: np.ndarray, base: np.ndarray | Sequence[np.ndarray], origins_xy: np.ndarray,
