@@ -15,6 +15,11 @@ const files = {
   redoc: ["bundles/redoc.standalone.js", "bundles/redoc.standalone.js.LICENSE.txt", "LICENSE"],
 };
 const mapComment = /\n?\/[/*][#@] sourceMappingURL=[^\n]*\s*$/;
+// Addresses a library would fetch at run time, and what replaces them: the page must load nothing from outside.
+const offline = {
+  // ReDoc's "powered by" logo in the side bar: an empty picture instead
+  "https://cdn.redoc.ly/redoc/logo-mini.svg": "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E",
+};
 
 rmSync(out, { recursive: true, force: true });
 const versions = {};
@@ -25,7 +30,9 @@ for (const [pkg, list] of Object.entries(files)) {
     const dst = join(out, pkg, rel.replace(/^(dist|bundles)\//, ""));
     mkdirSync(dirname(dst), { recursive: true });
     if (/\.(js|css)$/.test(rel)) {
-      writeFileSync(dst, readFileSync(join(src, rel), "utf8").replace(mapComment, "\n"));
+      let text = readFileSync(join(src, rel), "utf8").replace(mapComment, "\n");
+      for (const [url, local] of Object.entries(offline)) text = text.split(url).join(local);
+      writeFileSync(dst, text);
     } else {
       copyFileSync(join(src, rel), dst);
     }

@@ -16,11 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +38,8 @@ EXAMPLES = ROOT / "data" / "examples"
 
 FIRST_RENDER_MAX_MS = 2000
 POSTERIOR_MAX_MS = 200
+#: The timing budgets are checked unless other programs keep more than this many processes per core running.
+OVERLOADED = 2.0
 
 if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
     if os.environ.get("CI"):
@@ -51,48 +49,18 @@ if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import uvicorn_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real uvicorn on the default network with a small demo model (100 simulated trips), ready."""
     data_dir = tmp_path_factory.mktemp("web")
-    log = data_dir / "server.log"
-    port = _free_port()
-    env = {**os.environ, "ROUTEIRL_DATA_DIR": str(data_dir), "ROUTEIRL_NETWORK": "default", "ROUTEIRL_DEMO": "auto",
-           "ROUTEIRL_DEMO_TRIPS": "100", "ROUTEIRL_MAX_ITER": "40", "ROUTEIRL_WORKER_POLL_S": "0.2",
-           "ROUTEIRL_LOG_LEVEL": "warning", "OPENBLAS_NUM_THREADS": "1"}
-    for k in ("ROUTEIRL_DATABASE", "ROUTEIRL_API_KEY", "ROUTEIRL_TILE_URL"):
-        env.pop(k, None)
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server not ready (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = {"ROUTEIRL_DATA_DIR": str(data_dir), "ROUTEIRL_NETWORK": "default", "ROUTEIRL_DEMO": "auto",
+           "ROUTEIRL_DEMO_TRIPS": "100", "ROUTEIRL_MAX_ITER": "40", "ROUTEIRL_LOG_LEVEL": "warning",
+           "ROUTEIRL_API_KEY": "", "ROUTEIRL_TILE_URL": ""}
+    with uvicorn_server(env, data_dir / "server.log", ready_timeout_s=180, wait_ready=True) as client:
+        yield str(client.base_url).rstrip("/")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +85,7 @@ class Console:
 
         # nothing may be fetched from anywhere but the service (watched, not intercepted: interception is slow)
         page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", "localhost")
-                and not r.url.startswith("data:") and self.foreign.append(r.url))
+                and not r.url.startswith(("data:", "blob:")) and self.foreign.append(r.url))
 
 
 def _shot(page: Page, name: str) -> None:
@@ -162,9 +130,10 @@ def test_the_page_in_a_browser(base_url: str, browser: Browser, demo_trip: list[
     # --- first render: network drawn, then the stored trips and the model status -----------------------------------
     page.goto(base_url + "/")
     page.wait_for_function("document.body.dataset.loaded === '1'", timeout=30_000)
-    first = page.evaluate("routeirl.timings.firstRender")
-    streets = page.evaluate("routeirl.timings.networkFeatures")
-    print(f"\nfirst render (navigation start -> {streets} streets drawn): {first:.0f} ms")
+    first, fetched, streets = page.evaluate("[routeirl.timings.firstRender, routeirl.timings.networkFetched, "
+                                            "routeirl.timings.networkFeatures]")
+    print(f"\nfirst render (navigation start -> {streets} streets drawn): {first:.0f} ms "
+          f"(network received at {fetched:.0f} ms); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     assert streets > 1000 and _layer_count(page, "network") == streets
     assert _layer_count(page, "usage") > 100  # the stored trips' streets
     assert page.evaluate("routeirl.activeModel !== null")
@@ -254,9 +223,12 @@ def test_the_page_in_a_browser(base_url: str, browser: Browser, demo_trip: list[
 
     assert not console.errors, console.errors
     assert not console.foreign, console.foreign
+    page.close()
+    if os.getloadavg()[0] > OVERLOADED * (os.cpu_count() or 1):
+        pytest.skip(f"timings printed, not checked: the machine is overloaded (load average {os.getloadavg()[0]:.1f} "
+                    f"on {os.cpu_count()} cores)")
     assert first <= FIRST_RENDER_MAX_MS, f"first render {first:.0f} ms"
     assert statistics.median(times) <= POSTERIOR_MAX_MS, f"posterior updates {times} ms"
-    page.close()
 
 
 @pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 from app import __version__
 from app.api.deps import RuntimeDep
+from app.services.network_geojson import network_layer
 
 __all__ = ["STATIC_DIR", "STATIC_URL", "WEB_DIR", "router"]
 
@@ -32,7 +33,9 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def index() -> FileResponse:
+def index(rt: RuntimeDep, background: BackgroundTasks) -> FileResponse:
+    # the page's first API call is /v1/network: have it built (once per network) while the page loads
+    background.add_task(network_layer, rt.net)
     return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
@@ -60,6 +63,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
         swagger_js_url=f"{VENDOR}/swagger-ui-dist/swagger-ui-bundle.js",
         swagger_css_url=f"{VENDOR}/swagger-ui-dist/swagger-ui.css",
         swagger_favicon_url=f"{VENDOR}/swagger-ui-dist/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
 
 

@@ -115,8 +115,9 @@
     return L.geoJSON(null, Object.assign({ renderer: S.panes[pane], interactive: false, style }, extra || {}));
   }
 
-  async function loadNetwork() {
-    const net = await api("/v1/network");
+  async function loadNetwork(pending) {
+    const net = await pending;
+    S.timings.networkFetched = performance.now();
     S.net.features = net.features;
     for (const f of net.features) {
       const p = f.properties;
@@ -774,9 +775,10 @@
 
   async function main() {
     try {
+      const network = api("/v1/network"); // in parallel with the settings (both preloaded by the page)
       S.config = await api("/web/config.json");
       makeMap();
-      await loadNetwork();
+      await loadNetwork(network);
       makeLayers();
       wire();
       await frames();
