@@ -12,6 +12,8 @@
   const HEAT_MAX_FEATURES = 800; // streets drawn in the heat map (the most probable)
   const HEAT_RANGE = 3; // decades of probability below the maximum that get a colour
   const QUERY_MAX_POINTS = 60; // points of a drawn or replayed trip sent to the API (evenly thinned)
+  const BIG_NETWORK = 60000; // segments: above, the page loads the streets in view only (GET /v1/network?bbox=)
+  const BIG_NETWORK_ZOOM = 14;
 
   const S = {
     config: null, map: null, layers: {}, panes: {},
@@ -115,20 +117,47 @@
     return L.geoJSON(null, Object.assign({ renderer: S.panes[pane], interactive: false, style }, extra || {}));
   }
 
-  async function loadNetwork(pending) {
-    const net = await pending;
-    S.timings.networkFetched = performance.now();
-    S.net.features = net.features;
-    for (const f of net.features) {
+  function indexStreets(features) {
+    for (const f of features) {
       const p = f.properties;
       p.states.forEach((s, i) => {
         S.net.byState.set(s, f);
         S.net.bySegment.set(segKey(p.segments[i]), f);
       });
     }
+  }
+
+  /** The whole network at once; a big one (over BIG_NETWORK segments) piece by piece, the streets in view. */
+  async function loadNetwork() {
     S.layers.network = geo("net", (f) => ({
       color: "#8e99a4", weight: CLASS_WEIGHT[f.properties.class] || 1.2, opacity: 0.9,
     })).addTo(S.map);
+    if (S.config.network.n_segments > BIG_NETWORK) {
+      S.map.on("moveend", loadView);
+      await loadView();
+      return;
+    }
+    const net = await api("/v1/network");
+    S.timings.networkFetched = performance.now();
+    S.net.features = net.features;
+    indexStreets(net.features);
+    S.layers.network.addData(net);
+    S.timings.networkFeatures = net.features.length;
+  }
+
+  async function loadView() {
+    if (S.map.getZoom() < BIG_NETWORK_ZOOM) {
+      S.layers.network.clearLayers();
+      message("predict-message", "A big network: zoom in to see its streets.");
+      return;
+    }
+    const b = S.map.getBounds().pad(0.2);
+    const net = await api("/v1/network?bbox=" + [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]
+      .map((x) => x.toFixed(5)).join(","));
+    S.timings.networkFetched = performance.now();
+    S.net.features = net.features;
+    indexStreets(net.features);
+    S.layers.network.clearLayers();
     S.layers.network.addData(net);
     S.timings.networkFeatures = net.features.length;
   }
@@ -146,14 +175,19 @@
     const base = S.layers.tiles ? { "Map tiles": S.layers.tiles } : {};
     L.control.layers(base, overlays, { collapsed: true }).addTo(S.map);
     S.legend = L.control({ position: "bottomleft" });
-    S.legend.onAdd = () => el("div", { class: "legend", id: "legend" });
+    S.legend.onAdd = () => el("div", { class: "legend", id: "legend", style: "display:none" });
     S.legend.addTo(S.map);
   }
 
   function setLegend(title, colours, lo, hi, note) {
     const box = $("legend");
     box.replaceChildren();
-    if (!title) { box.style.display = "none"; return; }
+    if (!title) { // the map's default key: the stored trips
+      box.style.display = S.nTrips ? "" : "none";
+      box.append(el("div", {}, el("span", { class: "swatch-line" }), " streets the " + (S.nTrips || 0).toLocaleString() +
+        " stored trips drive (thicker: more trips)"));
+      return;
+    }
     box.style.display = "";
     const r = el("div", { class: "ramp" });
     for (const c of colours) r.append(el("span", { style: "background:" + c }));
@@ -177,6 +211,7 @@
     S.layers.usage.clearLayers();
     S.layers.usage.addData({ type: "FeatureCollection", features: feats });
     S.nTrips = u.n_trips;
+    if (!S.legends[S.tab]) setLegend(null);
   }
 
   function onMapClick(e) {
@@ -775,10 +810,9 @@
 
   async function main() {
     try {
-      const network = api("/v1/network"); // in parallel with the settings (both preloaded by the page)
       S.config = await api("/web/config.json");
       makeMap();
-      await loadNetwork(network);
+      await loadNetwork();
       makeLayers();
       wire();
       await frames();
