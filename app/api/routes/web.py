@@ -8,10 +8,13 @@ public API like any client.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
@@ -29,13 +32,23 @@ VENDOR = f"{STATIC_URL}/vendor"
 #: Shown on the map whatever the tiles: the road network is OpenStreetMap data (ODbL).
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
-router = APIRouter(include_in_schema=False)
+
+
+@asynccontextmanager
+async def _warm_network(app: FastAPI) -> AsyncIterator[None]:
+    """Build the drawing of the network (``GET /v1/network``, once per network) as the service starts, in a thread,
+    so the first page load does not wait for it; runs inside the app's lifespan, once the runtime exists."""
+    rt = getattr(app.state, "runtime", None)
+    if rt is not None:
+        threading.Thread(target=network_layer, args=(rt.net,), name="network-geojson", daemon=True).start()
+    yield
+
+
+router = APIRouter(include_in_schema=False, lifespan=_warm_network)
 
 
 @router.get("/")
-def index(rt: RuntimeDep, background: BackgroundTasks) -> FileResponse:
-    # the page's first API call is /v1/network: have it built (once per network) while the page loads
-    background.add_task(network_layer, rt.net)
+def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 

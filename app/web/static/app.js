@@ -182,6 +182,7 @@
   function setLegend(title, colours, lo, hi, note) {
     const box = $("legend");
     box.replaceChildren();
+    S.legendShown = title || null;
     if (!title) { // the map's default key: the stored trips
       box.style.display = S.nTrips ? "" : "none";
       box.append(el("div", {}, el("span", { class: "swatch-line" }), " streets the " + (S.nTrips || 0).toLocaleString() +
@@ -211,7 +212,7 @@
     S.layers.usage.clearLayers();
     S.layers.usage.addData({ type: "FeatureCollection", features: feats });
     S.nTrips = u.n_trips;
-    if (!S.legends[S.tab]) setLegend(null);
+    if (!S.legendShown) setLegend(null); // refresh the stored trips' key
   }
 
   function onMapClick(e) {
