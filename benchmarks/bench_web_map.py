@@ -99,6 +99,11 @@ def _site(tmp: Path) -> list[str]:
     return libs
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -109,8 +114,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         libs = _site(tmp)
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp))
-        handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+        handler = functools.partial(_Quiet, directory=str(tmp))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
