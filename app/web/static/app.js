@@ -325,8 +325,8 @@
     list.replaceChildren();
     const top = data.features || [];
     const pmax = Math.max(1e-12, ...top.map((f) => f.properties.probability));
-    for (const f of top) {
-      const p = f.properties;
+    for (const [i, f] of top.entries()) {
+      const p = Object.assign({ rank: i + 1 }, f.properties);
       const ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
       const icon = L.divIcon({ className: "dest-pin", html: "<div><span>" + p.rank + "</span></div>",
         iconSize: [26, 26], iconAnchor: [13, 30] });
@@ -355,9 +355,11 @@
     const ms = performance.now() - t0;
     S.timings.posterior.push(ms);
     message("predict-message", "");
-    $("predict-summary").textContent = pts.length + " point" + (pts.length > 1 ? "s" : "") + " driven, matched to " +
-      data.matched.n_segments + " segment" + (data.matched.n_segments > 1 ? "s" : "") + "; " + data.candidates +
-      " candidate destinations; model " + data.model_version + "; updated in " + Math.round(ms) + " ms.";
+    const matched = data.matched ? data.matched.n_segments : null;
+    $("predict-summary").textContent = pts.length + " point" + (pts.length > 1 ? "s" : "") + " driven" +
+      (matched ? ", matched to " + matched + " segment" + (matched > 1 ? "s" : "") : "") +
+      (data.candidates ? "; " + data.candidates + " candidate destinations" : "") + "; model " + data.model_version +
+      "; updated in " + Math.round(ms) + " ms.";
     document.body.dataset.posterior = String(S.predict.seq);
   }
 
