@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import ROUTERS
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodyLimitMiddleware, ModelHeadersMiddleware
+from app.api.routes.web import STATIC_DIR, STATIC_URL
 from app.runtime import Runtime
 from app.schemas import ErrorOut
 from app.settings import Settings
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: app.api.routes.web, with their scripts served from STATIC_URL
+        redoc_url=None,
         responses={"4XX": {"model": ErrorOut, "description": "Error: {code, message, details}"}},
     )
     app.state.settings = settings
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
 
     def current() -> tuple[int | None, str | None]:
         rt = app.state.runtime

@@ -190,6 +190,8 @@ class JobProgress(BaseModel):
     grad_norm: float | None = None
     elapsed_s: float | None = None
     stage: str | None = None
+    fraction: float | None = Field(None, ge=0, le=1, description="Share of the job done, 0..1 (for a progress bar; "
+                                   "1.0 once the model is stored)")
 
 
 class JobOut(BaseModel):

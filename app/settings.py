@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         "'Connection: close' (random, probability 1/N; 0 = never), so clients reconnect and spread over "
         "the API processes.",
     )
+    tile_url: str = Field(
+        "",
+        description="Background map tiles of the web page, e.g. 'https://tile.openstreetmap.org/{z}/{x}/{y}.png' "
+        "(mind the provider's usage policy). Empty: no tiles, only the road network (no internet is assumed).",
+    )
     workers: int = Field(
         2,
         ge=1,

@@ -3,7 +3,7 @@
 :data:`ROUTERS` is what :func:`app.main.create_app` mounts, in the order of the OpenAPI document.
 """
 
-from app.api.routes import destinations, health, jobs, models, routes, trajectories, visitation
+from app.api.routes import destinations, health, jobs, models, network, routes, trajectories, visitation, web
 
 ROUTERS = [
     health.router,
@@ -13,6 +13,8 @@ ROUTERS = [
     destinations.router,
     routes.router,
     visitation.router,
+    network.router,
+    web.router,
 ]
 
 __all__ = ["ROUTERS"]

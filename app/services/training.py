@@ -36,7 +36,8 @@ from maxent_irl.model_selection import train_test_split
 from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
 from maxent_irl.uncertainty import covariance, information_matrix
 
-__all__ = ["JobAbortedError", "ScreenedTrips", "run_job", "screen_trips", "selection_from_options", "used_features"]
+__all__ = ["JobAbortedError", "ScreenedTrips", "progress_fraction", "run_job", "screen_trips", "selection_from_options",
+           "used_features"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ PROGRESS_EVERY_S = 0.2
 CANCEL_CHECK_S = 1.0
 #: Set-aside trips named one by one in the job's result (all of them are counted).
 MAX_NAMED_SET_ASIDE = 200
+#: The share of a job's progress bar (``progress.fraction``) each stage spans, from its start to its end.
+STAGE_SHARES: dict[str, tuple[float, float]] = {
+    "loading network": (0.0, 0.02), "simulating demo trips": (0.02, 0.08), "reading trips": (0.08, 0.1),
+    "fitting": (0.1, 0.7), "standard errors": (0.7, 0.95), "evaluating": (0.95, 0.99), "done": (1.0, 1.0)}
+
+
+def progress_fraction(stage: str, done: float = 0.0) -> float:
+    """0..1 for a progress bar: the start of ``stage``'s share plus ``done`` (0..1) of it; 1.0 only when done."""
+    lo, hi = STAGE_SHARES.get(stage, (0.0, 0.0))
+    return round(lo + (hi - lo) * min(max(float(done), 0.0), 1.0), 3)
 
 
 class JobAbortedError(Exception):
@@ -193,6 +204,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
             current = storage.jobs.get(job_id)
             if current is None or current.status != RUNNING:
                 raise JobAbortedError(f"the job is {current.status if current else 'gone'}")
+        progress["fraction"] = max(progress.get("fraction", 0.0), progress_fraction(progress["stage"]))
         if force or now - last_write >= PROGRESS_EVERY_S:
             progress["elapsed_s"] = round(now - t0, 3)
             storage.jobs.update_progress(job_id, progress)
@@ -230,20 +242,27 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         absent = [n for n in asked.feature_names if n not in learned]
         mdp = asked.select_features(learned)
 
+        max_iter = int(options.get("max_iter") or settings.max_iter)
+
         def callback(p: FitProgress) -> None:
             progress.update(stage="fitting", iteration=int(p.iteration), log_likelihood=_finite(p.log_likelihood),
-                            grad_norm=_finite(p.grad_norm))
+                            grad_norm=_finite(p.grad_norm),
+                            fraction=progress_fraction("fitting", p.iteration / max_iter))
+            write_progress()
+
+        def se_column_done(j: int) -> None:
+            progress["fraction"] = progress_fraction("standard errors", (j + 1) / mdp.n_features)
             write_progress()
 
         progress.update(stage="fitting", n_train=len(train), n_heldout=len(held), n_set_aside=len(trips.set_aside))
         write_progress(force=True)
         l2 = float(options.get("regularization", settings.default_regularization))
         est = MaxEntIRL(l1=float(options.get("l1", 0.0)), l2=l2,
-                        max_iter=int(options.get("max_iter") or settings.max_iter), callback=callback).fit(mdp, train)
+                        max_iter=max_iter, callback=callback).fit(mdp, train)
         progress.update(stage="standard errors", iteration=int(est.n_iter_),
                         log_likelihood=_finite(est.log_likelihood_))
         write_progress(force=True)
-        se = _standard_errors(mdp, train, est, l2, lambda _: write_progress())
+        se = _standard_errors(mdp, train, est, l2, se_column_done)
         progress.update(stage="evaluating")
         write_progress(force=True)
         metrics = {
@@ -265,7 +284,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         )
         if model_id is None:
             raise JobAbortedError("the job was marked final while training; the model was discarded")
-        progress["stage"] = "done"
+        progress.update(stage="done", fraction=1.0)
         storage.jobs.update_progress(job_id, {**progress, "elapsed_s": round(time.monotonic() - t0, 3)})
         log.info("job %d: model %d trained in %.1f s (%d trips, %d set aside, absent features %s)", job_id,
                  model_id, time.monotonic() - t0, len(train), len(trips.set_aside), absent or "none")

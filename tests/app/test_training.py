@@ -131,3 +131,20 @@ def test_a_running_job_can_be_cancelled(client, helpers):
     client.delete(f"/v1/jobs/{first}")
     helpers.wait_for(lambda: client.get("/v1/jobs", params={"status": "running"}).json()["total"] == 0, timeout=20)
     assert client.get(f"/v1/jobs/{second}").json()["started_at"] is None
+
+
+def test_progress_fraction_runs_from_0_to_1_through_the_stages():
+    from app.services.training import STAGE_SHARES, progress_fraction
+
+    order = list(STAGE_SHARES)
+    starts = [progress_fraction(s) for s in order]
+    assert starts[0] == 0.0 and starts == sorted(starts) and progress_fraction("done") == 1.0
+    assert all(progress_fraction(s, 1.0) < 1.0 for s in order if s != "done")  # 100 % only when done
+    middle = (progress_fraction("fitting") + progress_fraction("standard errors")) / 2
+    assert progress_fraction("fitting", 0.5) == round(middle, 3)
+    assert progress_fraction("fitting", 7.0) == progress_fraction("fitting", 1.0)  # clipped
+
+
+def test_a_finished_job_reports_fraction_1(client):
+    jobs = client.get("/v1/jobs", params={"status": "succeeded"}).json()["items"]
+    assert jobs and all(j["progress"]["fraction"] == 1.0 for j in jobs)

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ERROR_RESPONSES, ApiKey, DbId, PageParams, RuntimeDep
-from app.schemas import DeletedOut, IngestOut, Page, TagName
+from app.schemas import DeletedOut, IngestOut, Page, TagName, TripsIn
 from app.services import uploads
 from app.services.errors import field_error
 from app.services.ingest import ingest
@@ -22,6 +23,23 @@ from app.services.trips import delete_tagged, delete_trip, trip_geojson, trip_su
 router = APIRouter(prefix="/v1/trajectories", tags=["trajectories"], responses=ERROR_RESPONSES)
 log = logging.getLogger(__name__)
 
+def _self_contained(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its nested models inlined: the body is read by hand, so FastAPI does not put
+    ``model`` in the document's components and a ``$ref`` to it would dangle (ReDoc refuses the whole document)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return inline(schema)
+
+
 _UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -29,7 +47,7 @@ _UPLOAD_DOC: dict[str, Any] = {
         "GeoJSON (LineString / MultiPoint features; times in `properties.times`), or a GPX / CSV document "
         "(raw body or multipart `file` upload; CSV columns `trip_id, lon, lat, timestamp`).",
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/TripsIn"}},
+            "application/json": {"schema": _self_contained(TripsIn)},
             "application/geo+json": {"schema": {"type": "object"}},
             "application/gpx+xml": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
