@@ -9,15 +9,16 @@ model on a fresh database; on shutdown it stops the training worker.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from app import __version__
 from app.api import ROUTERS
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodyLimitMiddleware, ModelHeadersMiddleware
+from app.api.middleware import BodyLimitMiddleware, HostOriginMiddleware, ModelHeadersMiddleware
 from app.runtime import Runtime
 from app.schemas import ErrorOut
 from app.settings import Settings
@@ -33,9 +34,16 @@ learning, Ziebart et al. 2008) and use the learned model to predict destinations
 * Coordinates are `[lon, lat]`; geometries are GeoJSON.
 * Every response carries `X-RouteIRL-Model-Version` and `X-RouteIRL-Network` headers;
   query answers also name them in the body.
-* Errors are `{code, message, details}` with a 4xx status.
-* Write endpoints need `X-API-Key` when the service has a key (`ROUTEIRL_API_KEY`).
+* Errors are `{code, message, details}` with a 4xx status (a 500 has the same shape); `details` is bounded
+  (the first problems and how many there are).
+* Write endpoints and reads of stored trips need `X-API-Key` when the service has a key (`ROUTEIRL_API_KEY`).
+* State-changing requests from a browser must come from the service's own origin (`Origin` checked), and the
+  `Host` must be one the service answers to (`ROUTEIRL_ALLOWED_HOSTS`).
+* `POST /v1/trajectories` and `POST /v1/models` take an `Idempotency-Key`: a retry gets the first answer.
 """
+
+#: The upload endpoint: its body limit is ROUTEIRL_MAX_BODY_BYTES, every other one's ROUTEIRL_MAX_JSON_BODY_BYTES.
+UPLOAD_PATH = "/v1/trajectories"
 
 
 def _configure_logging(level: str) -> None:
@@ -53,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        refusal = settings.insecure_exposure()
+        if refusal is not None:  # also when uvicorn is started by hand with ROUTEIRL_HOST beyond localhost
+            log.error("%s", refusal)
+            raise RuntimeError(refusal)
         runtime = Runtime(settings)
         runtime.start()
         app.state.runtime = runtime
@@ -85,9 +97,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = app.state.runtime
         return (None, None) if rt is None else rt.header_values()
 
-    # Added last = outermost. The body limit comes before anything that parses the body; the model
-    # headers wrap even its 413 (that middleware only decorates the response).
-    app.add_middleware(BodyLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
+    def body_limit(scope: MutableMapping[str, Any]) -> tuple[int, str]:
+        if scope["path"] == UPLOAD_PATH:
+            return settings.max_body_bytes, "max_body_bytes"
+        return settings.max_json_body_bytes, "max_json_body_bytes"
+
+    hosts = settings.host_allow_list()
+    extra_origins = frozenset(h.lower().strip("[]") for h in settings.allowed_hosts or ())
+
+    # Added last = outermost. Host and Origin are checked first, then the body limit before anything
+    # that parses the body; the model headers wrap even their 403 and 413 (that middleware only
+    # decorates the response).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    app.add_middleware(HostOriginMiddleware, allowed_hosts=lambda: hosts, extra_origins=lambda: extra_origins)
     app.add_middleware(ModelHeadersMiddleware, current=current, keepalive_requests=settings.keepalive_requests)
     return app
 

@@ -46,6 +46,10 @@ Coordinate = Annotated[
 ]
 SegmentId = tuple[int, int, int]
 
+#: Most points (or segments) a query body's schema accepts; ROUTEIRL_MAX_QUERY_POINTS (at most this) applies after.
+#: A schema limit is checked before the items are, so a body of 100,000 bad points costs one error, not 100,000.
+MAX_QUERY_POINTS_CEILING = 20_000
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -233,7 +237,8 @@ class ModelOut(BaseModel):
 
 # --- queries --------------------------------------------------------------------------------------
 class DestinationsQuery(_In):
-    coordinates: list[Coordinate] = Field(min_length=1, description="The driven part of the trip, [[lon, lat], ...].")
+    coordinates: list[Coordinate] = Field(min_length=1, max_length=MAX_QUERY_POINTS_CEILING,
+                                          description="The driven part of the trip, [[lon, lat], ...].")
     top: int | None = Field(None, ge=1, le=10_000, description="Number of destinations returned.")
     full: bool = Field(False, description="Also return the whole distribution over candidates.")
 
@@ -241,8 +246,8 @@ class DestinationsQuery(_In):
 class RouteProbabilityIn(_In):
     """A route given either as GPS points (map-matched) or as segment ids ``[u, v, key]``."""
 
-    points: list[Coordinate] | None = Field(None, min_length=2)
-    segments: list[SegmentId] | None = Field(None, min_length=1)
+    points: list[Coordinate] | None = Field(None, min_length=2, max_length=MAX_QUERY_POINTS_CEILING)
+    segments: list[SegmentId] | None = Field(None, min_length=1, max_length=MAX_QUERY_POINTS_CEILING)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RouteProbabilityIn:

@@ -141,7 +141,7 @@ class _GPXReader:
         parser.buffer_text = True
         parser.StartDoctypeDeclHandler = self._forbid_dtd
         parser.EntityDeclHandler = self._forbid_dtd
-        parser.ExternalEntityRefHandler = self._forbid_dtd
+        parser.ExternalEntityRefHandler = self._forbid_dtd  # type: ignore[assignment]
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
         parser.CharacterDataHandler = self._chars
