@@ -19,8 +19,9 @@ from app import __version__
 from app.api import ROUTERS
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodyLimitMiddleware, HostOriginMiddleware, ModelHeadersMiddleware
+from app.api.params import LONLAT_LIST_PATTERN, LONLAT_PATTERN
 from app.runtime import Runtime
-from app.schemas import ErrorOut
+from app.schemas import ErrorOut, TripsIn
 from app.settings import Settings
 
 __all__ = ["app", "create_app"]
@@ -52,6 +53,35 @@ def _configure_logging(level: str) -> None:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("app").setLevel(level.upper())
     logging.getLogger("maxent_irl").setLevel(level.upper())
+
+
+def _document_constraints(schema: dict[str, Any], settings: Settings, feature_names: list[str] | None) -> None:
+    """Write into the OpenAPI document what the server checks but the framework cannot see.
+
+    ``lon,lat`` query strings get their pattern (the parser in app.api.params enforces the same),
+    the upload's JSON body its schema, and training's ``features`` the network's names: so a
+    request the document calls valid is refused only for what no schema can say (a point off the
+    network, a trip that cannot be matched). benchmarks/schemathesis_check.sh holds it to that.
+    """
+    for item in schema.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []) if isinstance(op, dict) else []:
+                pattern = {"origin": LONLAT_PATTERN, "destination": LONLAT_PATTERN,
+                           "coordinates": LONLAT_LIST_PATTERN}.get(param.get("name"))
+                if param.get("in") == "query" and pattern and param.get("schema", {}).get("type") == "string":
+                    param["schema"]["pattern"] = pattern
+                if param.get("name") == "alternatives" and param.get("schema", {}).get("type") == "integer":
+                    param["schema"]["maximum"] = settings.max_alternatives
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    trips = TripsIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in trips.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault("TripsIn", trips)
+    features = components.get("TrainRequest", {}).get("properties", {}).get("features", {})
+    for option in features.get("anyOf", []):
+        if option.get("type") == "array" and feature_names:
+            option["items"] = {"type": "string", "enum": list(feature_names)}
+            option["uniqueItems"] = True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -92,6 +122,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+
+    framework_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            rt = app.state.runtime
+            names = None if rt is None else list(rt.net.mdp.feature_names)
+            _document_constraints(framework_openapi(), settings, names)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def current() -> tuple[int | None, str | None]:
         rt = app.state.runtime

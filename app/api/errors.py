@@ -15,6 +15,7 @@ Unicode (a lone surrogate from a JSON escape) is shown escaped instead of failin
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +24,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from app.services import errors as service_errors
 from maxent_irl import exceptions as core_errors
@@ -216,7 +216,7 @@ def install_error_handlers(app: FastAPI) -> None:
         details = None
         if exc.status_code == 405:
             # Starlette names the methods of the first route on the path only; the path may have several
-            allowed = allowed_methods(request)
+            allowed = allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
             headers["Allow"] = ", ".join(allowed)
             details = {"allowed": allowed}
             message = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
@@ -245,16 +245,19 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(cls, _known)
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app accepts on the request's path (for the ``Allow`` header)."""
+    """Every method the OpenAPI document gives the request's path (for the ``Allow`` header of a 405).
+
+    Read from the document rather than the router, so ``Allow`` says exactly what is documented.
+    """
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if not route_methods:
-            continue
-        match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
-        if match != Match.NONE:
-            methods |= set(route_methods)
+    path = request.url.path
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in re.split(r"\{[^/}]+\}", template)), path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)

@@ -32,7 +32,11 @@ _UPLOAD_DOC: dict[str, Any] = {
         "(raw body or multipart `file` upload; CSV columns `trip_id, lon, lat, timestamp`).",
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/TripsIn"}},
-            "application/geo+json": {"schema": {"type": "object"}},
+            "application/geo+json": {"schema": {
+                "type": "object", "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": [
+                    "FeatureCollection", "Feature", "LineString", "MultiLineString", "MultiPoint", "Point"]}},
+            }},
             "application/gpx+xml": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
             "multipart/form-data": {
