@@ -77,11 +77,29 @@ def _document_constraints(schema: dict[str, Any], settings: Settings, feature_na
     for name, definition in trips.pop("$defs", {}).items():
         components.setdefault(name, definition)
     components.setdefault("TripsIn", trips)
+    _json_schema_bounds(components)
     features = components.get("TrainRequest", {}).get("properties", {}).get("features", {})
     for option in features.get("anyOf", []):
         if option.get("type") == "array" and feature_names:
             option["items"] = {"type": "string", "enum": list(feature_names)}
             option["uniqueItems"] = True
+
+
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(node: Any) -> None:
+    """pydantic writes the bounds of a validated-before number as ``ge``/``le`` (no JSON Schema words): rename them."""
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for short, word in _BOUNDS.items():
+                if short in node:
+                    node[word] = node.pop(short)
+        for value in node.values():
+            _json_schema_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_schema_bounds(value)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 __all__ = [
     "Coordinate",
@@ -40,7 +40,14 @@ def _check_lonlat(value: list[float]) -> list[float]:
 
 #: Numbers and booleans of request bodies are taken as they are typed: ``true`` is no number, ``"1"`` no
 #: number and ``1`` no boolean, as the OpenAPI document says (pydantic would convert them otherwise).
-SInt = Annotated[int, Strict()]
+def _json_integer(value: Any) -> Any:
+    """JSON's integers: ``2`` and ``2.0`` (JSON Schema's ``integer``), never ``true`` or ``"2"``."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("Input should be an integer")
+    return value
+
+
+SInt = Annotated[int, BeforeValidator(_json_integer)]
 SFloat = Annotated[float, Strict()]
 SBool = Annotated[bool, Strict()]
 
@@ -164,7 +171,7 @@ TagName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 class TripSelectionIn(_In):
     """Which stored trips to train on; every criterion given must hold (omit one for 'any')."""
 
-    ids: list[Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]] | None = Field(
+    ids: list[Annotated[SInt, Field(ge=1, le=2**53)]] | None = Field(
         None, max_length=100_000, description="These trips (ids of GET /v1/trajectories).")
     tags: list[TagName] | None = Field(None, max_length=100, description="Trips uploaded with one of these tags.")
     since: datetime | SFloat | None = Field(

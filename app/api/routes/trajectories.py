@@ -37,13 +37,17 @@ _UPLOAD_DOC: dict[str, Any] = {
                 "properties": {"type": {"type": "string", "enum": [
                     "FeatureCollection", "Feature", "LineString", "MultiLineString", "MultiPoint", "Point"]}},
             }},
-            "application/gpx+xml": {"schema": {"type": "string"}},
-            "text/csv": {"schema": {"type": "string"}},
+            "application/gpx+xml": {"schema": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+            "text/csv": {"schema": {"type": "string", "minLength": 1, "pattern": "\\S"}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "minItems": 1, "maxItems": 20,
+                                            "items": {"type": "string", "format": "binary"}}},
+                },
+                # the format of a file comes from its name, else from its part's content type
+                "encoding": {"file": {"contentType": "application/gpx+xml, text/csv, application/geo+json"}},
             },
         },
     }
