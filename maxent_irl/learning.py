@@ -50,7 +50,8 @@ class MaxEntIRL(BaseEstimator):
 
     Learned attributes: ``theta_`` ``(k,)``, ``model_`` (a :class:`RouteModel` for ``theta_``), ``n_iter_``,
     ``converged_``, ``message_``, ``log_likelihood_`` (total, training trips), ``n_trips_``,
-    ``feature_scale_``.
+    ``feature_scale_``, ``absent_features_`` (names of the features no training path's transition has:
+    there are no data behind them, so their weights are fixed at 0 rather than "learned").
     """
 
     def __init__(
@@ -94,6 +95,9 @@ class MaxEntIRL(BaseEstimator):
             raise InvalidPathError("no path uses a transition (each starts at its destination): nothing to learn from")
         ordering = fill_reducing_ordering(mdp.adjacency())
         lo, hi = self._feature_bounds(k)
+        # a feature no path's transition has carries no data: its weight is fixed at 0, reported as absent
+        used = np.any(mdp.features[trips.transition_counts > 0] != 0, axis=0)
+        lo, hi = np.where(used, lo, 0.0), np.where(used, hi, 0.0)
         theta0 = np.zeros(k) if self.theta0 is None else np.asarray(self.theta0, dtype=np.float64)
         if theta0.shape != (k,) or not np.all(np.isfinite(theta0)):
             raise InvalidParameterError(f"theta0 must be {k} finite numbers")
@@ -172,6 +176,7 @@ class MaxEntIRL(BaseEstimator):
         self.mdp_ = mdp
         self.log_likelihood_ = float(best["ll"])
         self.n_trips_ = trips.n_trips
+        self.absent_features_ = [name for name, u in zip(mdp.feature_names, used, strict=True) if not u]
         logger.info("fit: %d iterations, log-likelihood %.4f (%s)", self.n_iter_, self.log_likelihood_, message)
         return self
 
@@ -279,8 +284,8 @@ class MaxEntIRL(BaseEstimator):
     def destination_posterior(
         self,
         partial_path: Sequence[int] | np.ndarray,
-        candidates: Sequence[int] | np.ndarray,
+        candidates: Sequence[int] | np.ndarray | None = None,
         prior: Sequence[float] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """``(len(candidates),)`` posterior ``P(d | partial path)``, summing to 1."""
+        """Posterior ``P(d | partial path)`` over every state (or over ``candidates``), summing to 1."""
         return self._model().destination_posterior(partial_path, candidates, prior)

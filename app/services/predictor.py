@@ -20,6 +20,7 @@ from app.storage import ModelRecord
 from maxent_irl import RouteModel
 from maxent_irl.exceptions import InvalidParameterError, InvalidPathError, UnreachableDestinationError
 from maxent_irl.roads import RoadNetwork
+from maxent_irl.roads.snapping import segment_values
 
 __all__ = ["Candidates", "Predictor"]
 
@@ -84,6 +85,7 @@ class Predictor:
             model = RouteModel(mdp, np.asarray(record.theta, dtype=np.float64))
             model.system  # noqa: B018 - factorize now, not in the first query
         self.model = model
+        self.segment_values = segment_values(model)  # for snapping route ends (maxent_irl.roads.snapping)
         self._columns: dict[int, np.ndarray] = dict(columns or {})
         self.log_z: np.ndarray | None = None  # (n_states, m) log Z(s, candidate)
         n, m = model.mdp.n_states, candidates.states.size

@@ -16,13 +16,23 @@ import numpy as np
 
 from app.services.errors import InvalidInputError, NoActiveModelError, OffNetworkError
 from app.services.predictor import Predictor
-from maxent_irl.roads import MapMatchingError, Trace, UnknownSegmentError
+from maxent_irl.roads import (
+    MapMatchingError,
+    RoutePlan,
+    Snap,
+    Trace,
+    UnknownSegmentError,
+    plan_route,
+    route_geometry,
+    snap_point,
+)
+from maxent_irl.roads.snapping import DEFAULT_HEADING_TOLERANCE
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
-__all__ = ["active_predictor", "destinations", "match_points", "route_probability", "routes", "snap", "state_of",
-           "visitation"]
+__all__ = ["DEFAULT_HEADING_TOLERANCE", "active_predictor", "destinations", "match_points", "route_probability",
+           "routes", "snap", "state_of", "visitation"]
 
 LonLat = tuple[float, float]
 
@@ -103,41 +113,75 @@ def destinations(rt: Runtime, points: Sequence[Sequence[float]], top: int | None
     return out
 
 
-def _endpoint(rt: Runtime, lonlat: LonLat, field: str) -> tuple[int, dict[str, Any]]:
-    state, dist = snap(rt, lonlat[0], lonlat[1], field)
-    return state, {"point": list(lonlat), "segment": rt.net.geojson.segment_id(state), "distance_m": round(dist, 2)}
+def _snaps(rt: Runtime, lonlat: LonLat, heading: float | None, tolerance: float, field: str) -> list[Snap]:
+    """Every position of a query point on the nearest street (both directions, or those fitting ``heading``)."""
+    max_d = rt.settings.snap_distance_m
+    snaps = snap_point(rt.net, lonlat[0], lonlat[1], max_d, heading, tolerance) if rt.near_network(
+        lonlat[0], lonlat[1], max_d) else []
+    if snaps:
+        return snaps
+    if heading is not None and snap_point(rt.net, lonlat[0], lonlat[1], max_d):
+        raise InvalidInputError(
+            f"{field} ({lonlat[0]}, {lonlat[1]}): no road within {max_d:g} m heads {heading:g}° ± {tolerance:g}°",
+            {"field": field, "point": list(lonlat), "heading": heading, "heading_tolerance": tolerance},
+            "no_road_with_heading")
+    raise OffNetworkError(f"{field} ({lonlat[0]}, {lonlat[1]}) is more than {max_d:g} m from every road of network "
+                          f"{rt.net.name}", {"field": field, "point": list(lonlat), "max_distance_m": max_d})
 
 
-def routes(rt: Runtime, origin: LonLat, destination: LonLat, alternatives: int, seed: int | None) -> dict[str, Any]:
-    """The most likely route and the most frequent distinct routes among ``route_samples`` sampled ones."""
+def _end_info(rt: Runtime, lonlat: LonLat, snap: Snap) -> dict[str, Any]:
+    return {"point": list(lonlat), "snapped": [round(snap.lonlat[0], 7), round(snap.lonlat[1], 7)],
+            "segment": rt.net.geojson.segment_id(snap.state), "distance_m": round(snap.distance_m, 2),
+            "bearing_deg": round(snap.bearing_deg, 1)}
+
+
+def _plan(rt: Runtime, predictor: Predictor, origin: LonLat, destination: LonLat, headings: tuple[float | None,
+          float | None], tolerance: float) -> RoutePlan:
+    o = _snaps(rt, origin, headings[0], tolerance, "query.origin")
+    d = _snaps(rt, destination, headings[1], tolerance, "query.destination")
+    return plan_route(rt.net, predictor.model, o, d, predictor.segment_values)
+
+
+def routes(rt: Runtime, origin: LonLat, destination: LonLat, alternatives: int, seed: int | None,
+           headings: tuple[float | None, float | None] = (None, None),
+           heading_tolerance: float = DEFAULT_HEADING_TOLERANCE) -> dict[str, Any]:
+    """The most likely route between two points, and the most frequent distinct routes among sampled ones.
+
+    Each point snaps to the nearest street in the direction the route is best driven (or
+    the given heading); every route's line runs from the snapped origin to the snapped
+    destination, with its ``distance_m`` and ``duration_s``.
+    """
     if alternatives > rt.settings.max_alternatives:
         raise InvalidInputError(f"query.alternatives: at most {rt.settings.max_alternatives}",
                                 [{"field": "query.alternatives", "message": f"at most {rt.settings.max_alternatives}"}],
                                 "validation_error")
     predictor = active_predictor(rt)
     model = predictor.model
-    o, o_info = _endpoint(rt, origin, "query.origin")
-    d, d_info = _endpoint(rt, destination, "query.destination")
-    best = model.most_likely_path(o, d)
-    paths: list[np.ndarray] = [best]
+    plan = _plan(rt, predictor, origin, destination, headings, heading_tolerance)
+    o, d = plan.origin, plan.destination
+    paths: list[np.ndarray] = [plan.path]
     shares: list[float | None] = [None]
-    if alternatives > 0 and o != d:
+    if alternatives > 0 and o.state != d.state:
         n = rt.settings.route_samples
-        samples = model.sample_paths(o, d, n, random_state=0 if seed is None else seed)
+        samples = model.sample_paths(o.state, d.state, n, random_state=0 if seed is None else seed)
         counts = Counter(tuple(int(s) for s in p) for p in samples)
-        counts.pop(tuple(int(s) for s in best), None)
+        counts.pop(tuple(int(s) for s in plan.path), None)
         for key, c in counts.most_common(alternatives):
             paths.append(np.asarray(key, dtype=np.int64))
             shares.append(round(c / n, 4))
     log_p = model.path_log_prob(paths)
-    features = [
-        rt.net.geojson.path_feature(p, {
-            "rank": i + 1, "kind": "most_likely" if i == 0 else "sample", "probability": float(np.exp(lp)),
-            "log_probability": float(lp), **({} if share is None else {"sample_share": share})})
-        for i, (p, lp, share) in enumerate(zip(paths, log_p, shares, strict=True))
-    ]
-    return {"type": "FeatureCollection", "features": features, "origin": o_info, "destination": d_info,
-            **_served_by(rt, predictor)}
+    features = []
+    for i, (p, lp, share) in enumerate(zip(paths, log_p, shares, strict=True)):
+        line = route_geometry(rt.net, p, o.offset_m, d.offset_m)
+        features.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line.coordinates},
+                         "properties": {
+                             "rank": i + 1, "kind": "most_likely" if i == 0 else "sample",
+                             "probability": float(np.exp(lp)), "log_probability": float(lp),
+                             "distance_m": round(line.distance_m, 1), "duration_s": round(line.duration_s, 1),
+                             "n_segments": int(p.size), "segments": rt.net.geojson.segment_ids(p),
+                             **({} if share is None else {"sample_share": share})}})
+    return {"type": "FeatureCollection", "features": features, "origin": _end_info(rt, origin, o),
+            "destination": _end_info(rt, destination, d), **_served_by(rt, predictor)}
 
 
 def route_probability(rt: Runtime, points: Sequence[Sequence[float]] | None,
@@ -161,11 +205,16 @@ def route_probability(rt: Runtime, points: Sequence[Sequence[float]] | None,
     }
 
 
-def visitation(rt: Runtime, origin: LonLat, destination: LonLat, min_probability: float) -> dict[str, Any]:
-    """One feature per segment a trip ``origin -> destination`` uses with at least ``min_probability``."""
+def visitation(rt: Runtime, origin: LonLat, destination: LonLat, min_probability: float,
+               headings: tuple[float | None, float | None] = (None, None),
+               heading_tolerance: float = DEFAULT_HEADING_TOLERANCE) -> dict[str, Any]:
+    """One feature per segment a trip ``origin -> destination`` uses with at least ``min_probability``.
+
+    The ends snap as for :func:`routes` (the directions of the most likely route).
+    """
     predictor = active_predictor(rt)
-    o, _ = snap(rt, origin[0], origin[1], "query.origin")
-    d, _ = snap(rt, destination[0], destination[1], "query.destination")
+    plan = _plan(rt, predictor, origin, destination, headings, heading_tolerance)
+    o, d = plan.origin.state, plan.destination.state
     visits = np.asarray(predictor.model.expected_visits(o, d).states, dtype=float)
     keep = np.flatnonzero(visits >= max(min_probability, 1e-12))
     keep = keep[np.argsort(-visits[keep], kind="stable")]

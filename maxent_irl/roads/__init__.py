@@ -33,6 +33,7 @@ from maxent_irl.roads.matching import MapMatcher, MatchResult
 from maxent_irl.roads.network import DEFAULT_OSM_PATH, RoadNetwork
 from maxent_irl.roads.osm import load_graph, save_graph
 from maxent_irl.roads.simulate import SimulatedTrip, draw_od, simulate_gps, simulate_trips
+from maxent_irl.roads.snapping import RouteGeometry, RoutePlan, Snap, plan_route, route_geometry, snap_point
 from maxent_irl.roads.trace import REJECTION_REASONS, Trace, TripRejection
 from maxent_irl.roads.trips import clean_paths, clean_trips, path_revisit_fraction, split_trips
 
@@ -51,7 +52,10 @@ __all__ = [
     "NetworkSourceError",
     "RoadNetwork",
     "RoadsError",
+    "RouteGeometry",
+    "RoutePlan",
     "SimulatedTrip",
+    "Snap",
     "Trace",
     "TripRejection",
     "UnknownSegmentError",
@@ -61,12 +65,15 @@ __all__ = [
     "draw_od",
     "load_graph",
     "path_revisit_fraction",
+    "plan_route",
     "read_csv",
     "read_geojson",
     "read_gpx",
+    "route_geometry",
     "save_graph",
     "simulate_gps",
     "simulate_trips",
+    "snap_point",
     "split_trips",
     "traces_to_geojson",
     "weights_as_seconds",

@@ -11,16 +11,27 @@ end on a routable segment; map matching and the simulator only ever use those.
 Dead ends: a vehicle leaves a cul-de-sac by turning around, so a U-turn at a node
 with no other exit is always a transition (it carries the ``turn_uturn`` feature);
 ``allow_uturns=False`` removes every other U-turn.
+
+Turn restrictions (``G.graph["turn_restrictions"]``, made by ``load_graph`` from the OSM
+file's relations) remove their transitions *before* the strongly connected part is
+taken, so no route, sample, likelihood or posterior can use them, and a segment whose
+every exit is forbidden is dropped like any other dead end. The removed transitions are
+kept as :attr:`RoadNetwork.restricted_turns` (saved in the ``.npz``, part of the fingerprint).
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import fcntl
 import functools
 import hashlib
 import logging
 import os
+import tempfile
 import threading
-from collections.abc import Hashable, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +54,7 @@ from maxent_irl.roads.features import (
 from maxent_irl.roads.geo import LocalProjection, valid_lonlat
 from maxent_irl.roads.geojson import NetworkGeoJSON
 from maxent_irl.roads.osm import GraphSource, _ensure_speeds, load_graph, normalize_list_attributes
+from maxent_irl.roads.restrictions import forbidden_transitions
 from maxent_irl.roads.routing import Router
 
 __all__ = ["DEFAULT_OSM_PATH", "RoadNetwork", "SegmentId"]
@@ -88,6 +100,7 @@ class RoadNetwork:
         turn_angle_deg: np.ndarray,
         allow_uturns: bool,
         all_segment_ids: np.ndarray | None = None,
+        restricted_turns: np.ndarray | None = None,
     ) -> None:
         self.name = str(name)
         self.allow_uturns = bool(allow_uturns)
@@ -113,6 +126,11 @@ class RoadNetwork:
         self.mdp = RouteMDP(n, src, dst, feats, feature_names=list(FEATURE_NAMES))
         self._index = {(int(u), int(v), int(k)): i for i, (u, v, k) in enumerate(self._ids)}
         self._all_ids = self._ids if all_segment_ids is None else np.asarray(all_segment_ids, dtype=np.int64)
+        rt = np.zeros((0, 7), dtype=np.int64) if restricted_turns is None else restricted_turns
+        self.restricted_turns = _readonly(np.asarray(rt, dtype=np.int64).reshape(-1, 7))
+        """Transitions removed by turn restrictions: rows ``(u1, v1, key1, u2, v2, key2, relation_id)``,
+        from segment ``(u1, v1, key1)`` into ``(u2, v2, key2)`` (``v1 == u2``), with the OSM relation
+        that forbids it; segments outside the routable part included."""
         lo, hi = self._geom_lonlat.min(axis=0), self._geom_lonlat.max(axis=0)
         self.bbox = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
         self.projection = LocalProjection((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2)
@@ -131,7 +149,13 @@ class RoadNetwork:
     def from_graph(
         cls, G: nx.MultiDiGraph, allow_uturns: bool = True, name: str = "network"
     ) -> RoadNetwork:
-        """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing)."""
+        """Build the network from an osmnx graph (WGS84, ``length`` on edges; ``speed_kph`` added if missing).
+
+        ``G.graph["turn_restrictions"]`` (set by :func:`~maxent_irl.roads.osm.load_graph` from
+        the file's relations: ``[{"relation": id, "segments": [[u, v, key], ...]}, ...]``)
+        lists forbidden chains of segments; their transitions are removed before the strongly
+        connected part is taken (see :func:`~maxent_irl.roads.restrictions.forbidden_transitions`).
+        """
         if not isinstance(G, nx.MultiDiGraph) or G.number_of_edges() == 0:
             raise NetworkSourceError("need a non-empty networkx.MultiDiGraph (an osmnx graph)")
         _check_lonlat_graph(G)
@@ -160,6 +184,9 @@ class RoadNetwork:
             raise NetworkSourceError("every edge needs a finite 'length' in metres (osmnx adds it)")
         start_b, end_b = _end_bearings(geom, ptr)
         src, dst, angle = _turns(ids, start_b, end_b, allow_uturns)
+        forbid, relation = _restricted(G.graph.get("turn_restrictions"), ids, src, dst, name)
+        restricted = np.column_stack([ids[src[forbid]], ids[dst[forbid]], relation[forbid]])
+        src, dst, angle = src[~forbid], dst[~forbid], angle[~forbid]
         keep = _largest_scc(len(ids), src, dst)
         n_drop = len(ids) - int(keep.sum())
         logger.info(
@@ -177,15 +204,22 @@ class RoadNetwork:
             road_name=np.array(names, dtype=object)[sel], speed_kph=np.asarray(speeds)[sel],
             lanes=np.asarray(lanes)[sel], geom_ptr=new_ptr, geom_lonlat=new_geom,
             src=remap[src[t_keep]], dst=remap[dst[t_keep]], turn_angle_deg=angle[t_keep],
-            allow_uturns=allow_uturns, all_segment_ids=ids,
+            allow_uturns=allow_uturns, all_segment_ids=ids, restricted_turns=restricted,
         )
 
     @classmethod
     def load(
         cls, source: GraphSource, allow_uturns: bool = True, name: str | None = None, network_type: str = "drive"
     ) -> RoadNetwork:
-        """Load with :func:`~maxent_irl.roads.osm.load_graph`, then :meth:`from_graph`; a ``.npz`` loads as is."""
-        if isinstance(source, str | Path) and str(source).endswith(".npz"):
+        """Load with :func:`~maxent_irl.roads.osm.load_graph`, then :meth:`from_graph`; a ``.npz`` loads as is.
+
+        Files: ``.osm.pbf``, OSM XML (``.osm`` / ``.xml``, optionally ``.gz`` / ``.bz2``),
+        ``.graphml`` (optionally ``.gz``), ``.npz`` (:meth:`save`). Anything else is a
+        :class:`NetworkSourceError` naming these.
+        """
+        if isinstance(source, str | Path) and str(source).lower().endswith(".npz"):
+            if not Path(source).is_file():
+                raise FileNotFoundError(f"road network file not found: {source}")
             return cls.from_npz(source)
         if name is None:
             name = Path(str(source)).name.split(".")[0] if isinstance(source, str | Path) else "bbox"
@@ -197,23 +231,30 @@ class RoadNetwork:
     ) -> RoadNetwork:
         """:meth:`load`, through a ``.npz`` cache: read it if it is there, else build and write it.
 
-        A stale or truncated cache is rebuilt and an unwritable one skipped, never fatal;
-        the file is written under a temporary name and renamed, so readers never see half.
+        Several processes may ask at once (API workers, the training worker): the builder
+        holds an exclusive ``flock`` on ``<cache_file>.lock`` while it builds, the others
+        wait on it and then read the cache instead of building too. The cache is written
+        under a temporary name, synced and renamed, so no reader ever sees half a file.
+        A stale, truncated or pre-restrictions cache is rebuilt and an unwritable cache
+        directory skipped (each process then builds for itself), never fatal. The lock
+        file stays (deleting it would let a third process lock a file the second no
+        longer sees).
         """
         cache_file = Path(cache_file)
-        if cache_file.is_file():
-            try:
-                return cls.from_npz(cache_file)
-            except Exception as exc:
-                logger.warning("ignoring unreadable network cache %s: %s", cache_file, exc)
-        net = cls.load(source, allow_uturns=allow_uturns, name=name)
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
-            net.save(tmp)
-            tmp.replace(cache_file)
-        except OSError as exc:
-            logger.info("not caching the network (%s)", exc)
+        net = _read_cache(cls, cache_file)
+        if net is not None:
+            return net
+        with _exclusive_lock(cache_file.with_name(cache_file.name + ".lock")) as locked:
+            if locked:  # another process may have built it while we waited
+                net = _read_cache(cls, cache_file)
+                if net is not None:
+                    return net
+            net = cls.load(source, allow_uturns=allow_uturns, name=name)
+            if locked:
+                try:
+                    _write_atomically(net, cache_file)
+                except OSError as exc:
+                    logger.info("not caching the network (%s)", exc)
         return net
 
     @classmethod
@@ -244,33 +285,30 @@ class RoadNetwork:
         _DEFAULT_CACHE[memo_key] = net
         return net
 
-    def save(self, path: str | Path) -> None:
-        """Save the built network as ``.npz`` (reload with :meth:`from_npz`, same fingerprint).
+    def save(self, path: str | Path | Any) -> None:
+        """Save the built network as ``.npz`` (reload with :meth:`from_npz`, same fingerprint); a path or binary file.
 
         The file is derived from OpenStreetMap data: it stays under the ODbL.
         """
         np.savez_compressed(
-            Path(path), name=np.array(self.name), segment_ids=self._ids, length_m=self.segment_length_m,
+            path if hasattr(path, "write") else Path(path),
+            name=np.array(self.name), segment_ids=self._ids, length_m=self.segment_length_m,
             highway=np.array(self.segment_highway, dtype=str), road_name=np.array(self.segment_name, dtype=str),
             speed_kph=self.segment_speed_kph, lanes=self.segment_lanes, geom_ptr=self._geom_ptr,
             geom_lonlat=self._geom_lonlat, src=self.mdp.src, dst=self.mdp.dst, turn_angle_deg=self.turn_angle_deg,
             allow_uturns=np.array(self.allow_uturns), all_segment_ids=self._all_ids,
-            fingerprint=np.array(self.fingerprint),
+            restricted_turns=self.restricted_turns, fingerprint=np.array(self.fingerprint),
         )
 
     @classmethod
     def from_npz(cls, path: str | Path) -> RoadNetwork:
-        with np.load(Path(path), allow_pickle=False) as z:
-            net = cls(
-                name=str(z["name"]), segment_ids=z["segment_ids"], length_m=z["length_m"],
-                highway=z["highway"].astype(object), road_name=z["road_name"].astype(object),
-                speed_kph=z["speed_kph"], lanes=z["lanes"], geom_ptr=z["geom_ptr"], geom_lonlat=z["geom_lonlat"],
-                src=z["src"], dst=z["dst"], turn_angle_deg=z["turn_angle_deg"],
-                allow_uturns=bool(z["allow_uturns"]), all_segment_ids=z["all_segment_ids"],
-            )
-            if net.fingerprint != str(z["fingerprint"]):
-                raise NetworkSourceError(f"{path}: fingerprint mismatch (file from another version?)")
-        return net
+        """A network written by :meth:`save`; :class:`NetworkSourceError` if unreadable or altered.
+
+        A file saved before turn restrictions were supported loads as a network without
+        any (it has none: its transitions are what they were); :meth:`load_cached`
+        rebuilds such a cache instead, since its source may hold restrictions.
+        """
+        return _read_npz(cls, Path(path), require_restrictions=False)
 
     # ------------------------------------------------------------------ ids and geometry
     @property
@@ -449,10 +487,108 @@ class RoadNetwork:
             np.round(self.mdp.features, 6), np.round(self._geom_lonlat, 7),
         ):
             h.update(np.ascontiguousarray(arr).tobytes())
+        if self.restricted_turns.size:  # networks without restrictions keep their earlier fingerprints
+            h.update(b"restricted_turns")
+            h.update(np.ascontiguousarray(self.restricted_turns).tobytes())
         return h.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------- helpers
+def _read_npz(cls: type[RoadNetwork], path: Path, require_restrictions: bool) -> RoadNetwork:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "restricted_turns" not in z.files and require_restrictions:
+                raise NetworkSourceError(f"{path}: saved before turn restrictions were supported")
+            net = cls(
+                name=str(z["name"]), segment_ids=z["segment_ids"], length_m=z["length_m"],
+                highway=z["highway"].astype(object), road_name=z["road_name"].astype(object),
+                speed_kph=z["speed_kph"], lanes=z["lanes"], geom_ptr=z["geom_ptr"], geom_lonlat=z["geom_lonlat"],
+                src=z["src"], dst=z["dst"], turn_angle_deg=z["turn_angle_deg"],
+                allow_uturns=bool(z["allow_uturns"]), all_segment_ids=z["all_segment_ids"],
+                restricted_turns=z["restricted_turns"] if "restricted_turns" in z.files else None,
+            )
+            if net.fingerprint != str(z["fingerprint"]):
+                raise NetworkSourceError(f"{path}: fingerprint mismatch (file from another version?)")
+    except NetworkSourceError:
+        raise
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated zip, missing arrays, wrong shapes
+        raise NetworkSourceError(f"cannot read saved network {path}: {type(exc).__name__}: {exc}") from exc
+    return net
+
+
+def _read_cache(cls: type[RoadNetwork], cache_file: Path) -> RoadNetwork | None:
+    if not cache_file.is_file():
+        return None
+    try:
+        return _read_npz(cls, cache_file, require_restrictions=True)
+    except Exception as exc:
+        logger.warning("ignoring unusable network cache %s: %s", cache_file, exc)
+        return None
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[bool]:
+    """Hold ``flock(LOCK_EX)`` on ``lock_path`` (waiting for it); yields False if the lock file cannot be made."""
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        logger.info("no network cache lock (%s): building without one", exc)
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another process is building the network cache %s: waiting for it", lock_path.stem)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_atomically(net: RoadNetwork, path: Path) -> None:
+    """``net.save`` to a temporary file beside ``path``, fsync, rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            net.save(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _restricted(
+    chains: Any, ids: np.ndarray, src: np.ndarray, dst: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of the transitions that turn-restriction chains of segment ids forbid, and their relation ids."""
+    if isinstance(chains, str):  # from GraphML written by ox.save_graphml directly
+        chains = ast.literal_eval(chains)
+    if not chains:
+        return np.zeros(len(src), dtype=bool), np.full(len(src), -1, dtype=np.int64)
+    index = {(int(u), int(v), int(k)): i for i, (u, v, k) in enumerate(ids)}
+    counts: Counter[str] = Counter()
+    states: list[tuple[int, list[int]]] = []
+    for c in chains:
+        seq = [index.get((int(u), int(v), int(k))) for u, v, k in c["segments"]]
+        if any(s is None for s in seq):
+            counts["segment_not_in_graph"] += 1
+            continue
+        states.append((int(c["relation"]), [int(s) for s in seq if s is not None]))
+    forbid, relation = forbidden_transitions(states, src, dst, counts)
+    logger.info(
+        "%s: %d transitions removed by turn restrictions (%s)",
+        name, int(forbid.sum()), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+    )
+    return forbid, relation
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a

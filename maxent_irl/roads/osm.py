@@ -1,23 +1,31 @@
 """Loading drivable OpenStreetMap road graphs with osmnx.
 
-Sources: an OSM XML file (``.osm``, ``.xml``, optionally ``.gz`` / ``.bz2``), an osmnx
-GraphML file, or, on a machine that is online, a place name or a ``(west, south,
-east, north)`` bounding box. Every loader returns an osmnx ``MultiDiGraph`` in WGS84
-with a ``speed_kph`` on each edge (OSM ``maxspeed`` where tagged, else a per-class
-default, see :data:`DEFAULT_SPEEDS_KPH`).
+Sources: an OpenStreetMap file, ``.osm.pbf`` (as Geofabrik or BBBike hand out extracts)
+or OSM XML (``.osm``, ``.xml``, optionally ``.gz`` / ``.bz2``), an osmnx GraphML file,
+or, on a machine that is online, a place name or a ``(west, south, east, north)``
+bounding box. Every loader returns an osmnx ``MultiDiGraph`` in WGS84 with a
+``speed_kph`` on each edge (OSM ``maxspeed`` where tagged, else a per-class default,
+see :data:`DEFAULT_SPEEDS_KPH`).
 
-``osmnx.graph_from_xml`` keeps every way of the file, footways included, so for XML
-we apply osmnx's own "drive" tag filter (the one it sends to Overpass) *before*
-simplifying: a pre-filtered extract is unchanged, a raw one loses its footpaths
-without leaving interstitial nodes behind.
+Both file formats go one way (:mod:`maxent_irl.roads.extract`, pyosmium, streaming):
+osmnx's own "drive" tag filter (the one it sends to Overpass; ``graph_from_xml`` applies
+none) picks the ways, then osmnx's own graph builder and ``simplify_graph`` make the
+graph, so a ``.pbf`` and the XML written from it give the same graph. The filter runs on
+the ways *before* simplifying: a pre-filtered extract is unchanged, a raw one loses its
+footpaths without leaving interstitial nodes behind. The file's car turn restrictions
+become ``G.graph["turn_restrictions"]``: chains of segments ``(u, v, key)`` that
+:class:`~maxent_irl.roads.network.RoadNetwork` must not drive (see
+:mod:`maxent_irl.roads.restrictions`).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +33,12 @@ import networkx as nx
 import osmnx as ox
 
 from maxent_irl.roads.exceptions import NetworkSourceError
+from maxent_irl.roads.extract import PBF_SUFFIXES, XML_SUFFIXES, read_drive_extract
+from maxent_irl.roads.restrictions import restriction_chains
 
 __all__ = [
-    "DEFAULT_SPEEDS_KPH", "GraphSource", "is_file_source", "load_graph", "normalize_list_attributes", "save_graph",
+    "ACCEPTED_FILES", "DEFAULT_SPEEDS_KPH", "GraphSource", "is_drivable_way", "is_file_source", "load_graph",
+    "normalize_list_attributes", "save_graph",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,8 +68,13 @@ DEFAULT_SPEEDS_KPH: dict[str, float] = {
 }
 FALLBACK_SPEED_KPH = 40.0
 
-_XML_SUFFIXES = (".osm", ".xml", ".osm.gz", ".osm.bz2", ".xml.gz", ".xml.bz2")
 _GRAPHML_SUFFIXES = (".graphml", ".graphml.gz")
+_NPZ_SUFFIXES = (".npz",)
+#: What a road-network file may be, for error messages.
+ACCEPTED_FILES = (
+    "OpenStreetMap PBF (.osm.pbf), OSM XML (.osm, .xml, optionally compressed: .osm.bz2, .osm.gz, .xml.bz2, "
+    ".xml.gz), osmnx GraphML (.graphml, .graphml.gz), or a saved RoadNetwork (.npz, RoadNetwork.load / from_npz)"
+)
 
 # osmnx 2.x "drive" / "drive_service" Overpass filters, applied to parsed ways.
 _EXCLUDED = {
@@ -79,11 +95,11 @@ _EXTRA_WAY_TAGS = ("lanes:forward", "lanes:backward", "motor_vehicle", "motorcar
 
 
 def is_file_source(source: object) -> bool:
-    """True if ``source`` names an OSM XML or GraphML file (by suffix), whether or not it exists."""
+    """True if ``source`` names an OSM PBF / XML, GraphML or ``.npz`` file (by suffix), whether or not it exists."""
     if not isinstance(source, str | Path):
         return False
     name = str(source).lower()
-    return name.endswith(_XML_SUFFIXES + _GRAPHML_SUFFIXES)
+    return name.endswith(XML_SUFFIXES + PBF_SUFFIXES + _GRAPHML_SUFFIXES + _NPZ_SUFFIXES)
 
 
 def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiDiGraph:
@@ -92,10 +108,11 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
     Parameters
     ----------
     source:
-        Path to ``.osm`` / ``.osm.gz`` / ``.osm.bz2`` / ``.xml`` (OSM XML), to a
-        ``.graphml`` written by :func:`save_graph` / ``ox.save_graphml``, a place
-        name (geocoded by Nominatim, online only) or a ``(west, south, east, north)``
-        bbox in degrees (Overpass, online only).
+        Path to an ``.osm.pbf`` or OSM XML file (``.osm`` / ``.xml``, optionally ``.gz`` /
+        ``.bz2``), to a ``.graphml`` written by :func:`save_graph` / ``ox.save_graphml``,
+        a place name (geocoded by Nominatim, online only) or a ``(west, south, east,
+        north)`` bbox in degrees (Overpass, online only). Place and bbox sources carry
+        no turn restrictions (osmnx does not download relations).
     network_type:
         ``"drive"`` (osmnx's default: no ``service`` roads) or ``"drive_service"``.
 
@@ -104,7 +121,8 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
     FileNotFoundError
         A file source that does not exist.
     NetworkSourceError
-        Unreadable file, no drivable road in it, or an online source while offline.
+        Unknown or unreadable file, a ``.npz`` (a built network: use ``RoadNetwork.load``),
+        no drivable road in it, or an online source while offline.
     """
     if network_type not in _EXCLUDED_SERVICE:
         raise NetworkSourceError(f"network_type must be one of {sorted(_EXCLUDED_SERVICE)}, got {network_type!r}")
@@ -115,11 +133,15 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
         name = path.name.lower()
         if name.endswith(_GRAPHML_SUFFIXES):
             G = _load_graphml(path)
-        elif name.endswith(_XML_SUFFIXES):
-            G = _graph_from_osm_xml(path, network_type)
+        elif name.endswith(XML_SUFFIXES + PBF_SUFFIXES):
+            G = _graph_from_osm_file(path, network_type)
+        elif name.endswith(_NPZ_SUFFIXES):
+            raise NetworkSourceError(
+                f"{path.name!r} is a saved RoadNetwork, not a road graph: load it with RoadNetwork.load or from_npz"
+            )
         else:
             raise NetworkSourceError(
-                f"cannot tell the format of {path.name!r}: use one of {', '.join(_XML_SUFFIXES + _GRAPHML_SUFFIXES)}"
+                f"cannot tell the format of {path.name!r} from its name; accepted: {ACCEPTED_FILES}"
             )
     elif isinstance(source, str):
         G = _online(lambda: ox.graph_from_place(source, network_type=network_type), f"place {source!r}")
@@ -133,7 +155,8 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
         )
     else:
         raise NetworkSourceError(
-            f"unsupported road-network source {source!r}: give an OSM XML / GraphML path, a place name or a bbox"
+            f"unsupported road-network source {source!r}: give a file path ({ACCEPTED_FILES}), "
+            "a place name or a (west, south, east, north) bbox"
         )
     if G.number_of_edges() == 0:
         raise NetworkSourceError(f"no drivable road in {source!r}")
@@ -141,7 +164,7 @@ def load_graph(source: GraphSource, *, network_type: str = "drive") -> nx.MultiD
 
 
 def save_graph(G: nx.MultiDiGraph, path: str | Path) -> None:
-    """Save ``G`` as GraphML (reloadable by :func:`load_graph`); keep the ODbL attribution with it."""
+    """Save ``G`` as GraphML (reloadable by :func:`load_graph`, restrictions included); keep the ODbL attribution."""
     ox.save_graphml(G, Path(path))
 
 
@@ -172,42 +195,69 @@ def _extra_way_tags() -> Iterator[None]:
         ox.settings.useful_tags_way = saved
 
 
-def _graph_from_osm_xml(path: Path, network_type: str) -> nx.MultiDiGraph:
-    try:
-        with _extra_way_tags():
-            G = ox.graph_from_xml(path, simplify=False, retain_all=True)
-    except Exception as exc:  # XML syntax errors, bad compression, osmnx "no data" errors
-        raise NetworkSourceError(f"cannot read OSM XML {path}: {type(exc).__name__}: {exc}") from exc
-    n_before = G.number_of_edges()
-    drop = [(u, v, k) for u, v, k, d in G.edges(keys=True, data=True) if not _is_drivable(d, network_type)]
-    G.remove_edges_from(drop)
-    G.remove_nodes_from([n for n in list(G.nodes) if G.degree(n) == 0])
-    if G.number_of_edges() == 0:
+def _graph_from_osm_file(path: Path, network_type: str) -> nx.MultiDiGraph:
+    """Drive graph of an OSM PBF / XML file: filter ways, build and simplify with osmnx, map the restrictions."""
+    with _extra_way_tags():
+        ext = read_drive_extract(path, lambda tags: is_drivable_way(tags, network_type))
+    if not ext.ways:
         raise NetworkSourceError(f"no drivable road ({network_type}) in {path}")
-    G = ox.simplify_graph(G)
+    referenced = {w for r in ext.restrictions for w in (*r.from_ways, *r.via_ways, *r.to_ways)}
+    way_nodes = {w["osmid"]: list(w["nodes"]) for w in ext.ways if w["osmid"] in referenced}
+    raw = _raw_graph(ext.nodes, ext.ways)
+    raw.remove_nodes_from([n for n in list(raw.nodes) if raw.degree(n) == 0])
+    if raw.number_of_edges() == 0:
+        raise NetworkSourceError(f"no drivable road ({network_type}) in {path}")
+    G = ox.simplify_graph(raw, track_merged=True)
+    counts: Counter[str] = Counter()
+    G.graph["turn_restrictions"] = restriction_chains(ext.restrictions, raw, G, way_nodes, counts)
+    counts.update({k: v for k, v in ext.counts.items() if k.startswith("restriction_")})
+    G.graph["turn_restriction_counts"] = dict(sorted(counts.items()))
     logger.info(
-        "loaded %s: %d raw edges, %d not drivable dropped; %d nodes / %d edges after simplification",
-        path.name, n_before, len(drop), G.number_of_nodes(), G.number_of_edges(),
+        "loaded %s: %d drive ways, %d raw edges; %d nodes / %d edges after simplification; "
+        "%d car turn restrictions read: %s",
+        path.name, len(ext.ways), raw.number_of_edges(), G.number_of_nodes(), G.number_of_edges(),
+        len(ext.restrictions), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
     )
     return G
 
 
-def _is_drivable(data: dict[str, Any], network_type: str) -> bool:
-    if "highway" not in data:
+def _raw_graph(nodes: list[tuple[int, dict[str, Any]]], ways: list[dict[str, Any]]) -> nx.MultiDiGraph:
+    """osmnx's ``_create_graph`` from already parsed nodes and ways (not keyed by id, so a cut way keeps its id)."""
+    G = nx.MultiDiGraph(
+        created_date=ox.utils.ts(), created_with=f"OSMnx {ox.__version__}", crs=ox.settings.default_crs
+    )
+    G.add_nodes_from(nodes)
+    ox.graph._add_paths(G, ways, bidirectional=False)  # one-way tagging, reversed ways: osmnx's rules
+    if G.number_of_edges():
+        G = ox.distance.add_edge_lengths(G)
+    return G
+
+
+def is_drivable_way(tags: Mapping[str, Any], network_type: str = "drive") -> bool:
+    """osmnx's Overpass "drive" (or "drive_service") filter on one way's tags (values may be lists).
+
+    The same regular expressions osmnx sends to Overpass, searched (not matched) in each
+    value as Overpass's ``!~`` does; a way without ``highway`` is never drivable.
+    """
+    if "highway" not in tags:
         return False
     for tag, pattern in (*_EXCLUDED.items(), ("service", _EXCLUDED_SERVICE[network_type])):
-        if tag in data and any(re.search(pattern, str(v)) for v in _as_list(data[tag])):
+        if tag in tags and any(re.search(pattern, str(v)) for v in _as_list(tags[tag])):
             return False
-    return not (
-        network_type == "drive" and any(str(v) == "service" for v in _as_list(data["highway"]))
-    )
+    return not (network_type == "drive" and any(str(v) == "service" for v in _as_list(tags["highway"])))
+
 
 
 def _load_graphml(path: Path) -> nx.MultiDiGraph:
     try:
-        return ox.load_graphml(path)
+        return ox.load_graphml(path, graph_dtypes={"turn_restrictions": _literal, "turn_restriction_counts": _literal})
     except Exception as exc:
         raise NetworkSourceError(f"cannot read GraphML {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _literal(text: str) -> Any:
+    """A graph attribute that ``ox.save_graphml`` wrote with ``str()`` (lists and dicts of numbers and strings)."""
+    return ast.literal_eval(text)
 
 
 _HIGHWAY_RANK = {

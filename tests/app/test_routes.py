@@ -97,3 +97,30 @@ def test_negative_seeds_are_refused(client, ends):
 def test_a_third_coordinate_must_be_a_number(client, ends, origin):
     r = client.get("/v1/routes", params={"origin": origin, "destination": ends[1]})
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+def test_routes_carry_distance_duration_and_snapped_ends(client, sample_trip):
+    pts = sample_trip["features"][0]["geometry"]["coordinates"]
+    o, d = pts[0], pts[-1]
+    r = client.get("/v1/routes", params={"origin": f"{o[0]},{o[1]}", "destination": f"{d[0]},{d[1]}"})
+    assert r.status_code == 200, r.text
+    fc = r.json()
+    for f in fc["features"]:
+        props = f["properties"]
+        assert props["distance_m"] > 0 and props["duration_s"] > 0
+        assert f["geometry"]["coordinates"][0] == fc["origin"]["snapped"]
+        assert f["geometry"]["coordinates"][-1] == fc["destination"]["snapped"]
+    assert 0 <= fc["origin"]["bearing_deg"] < 360 and fc["origin"]["distance_m"] < 200
+
+
+def test_a_heading_chooses_the_direction_of_departure(client, sample_trip):
+    pts = sample_trip["features"][0]["geometry"]["coordinates"]
+    o, d = pts[2], pts[-1]
+    q = {"origin": f"{o[0]},{o[1]}", "destination": f"{d[0]},{d[1]}", "alternatives": 0}
+    free = client.get("/v1/routes", params=q).json()
+    bearing = free["origin"]["bearing_deg"]
+    back = client.get("/v1/routes", params={**q, "origin_heading": (bearing + 180) % 360}).json()
+    assert abs((back["origin"]["bearing_deg"] - bearing) % 360 - 180) < 30  # the other direction of the street
+    assert back["features"][0]["properties"]["distance_m"] >= free["features"][0]["properties"]["distance_m"] - 1
+    r = client.get("/v1/routes", params={**q, "origin_heading": 400})
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"

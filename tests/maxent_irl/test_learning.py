@@ -144,3 +144,19 @@ def test_line_search_backs_off_from_divergence(monkeypatch: pytest.MonkeyPatch) 
     assert diverged, "the far start was expected to step into the divergent region"
     assert np.all(np.isfinite(far.theta_))
     np.testing.assert_allclose(far.theta_, near.theta_, atol=1e-4)
+
+
+def test_a_feature_no_path_uses_is_absent_not_learned() -> None:
+    """Maximum likelihood would push an unused feature's weight to -inf (no data favour it); it stays at 0,
+    named in absent_features_, and the other weights are those of the fit without it."""
+    mdp = grid_route_mdp(5, seed=2)
+    extra = np.zeros((mdp.n_transitions, 1))
+    extra[np.flatnonzero(mdp.src == mdp.n_states - 1)] = 1.0  # only on transitions out of the last state
+    wide = RouteMDP(mdp.n_states, mdp.src, mdp.dst, np.hstack([mdp.features, extra]),
+                    [*mdp.feature_names, "rare"])
+    paths = [p for p in _sample(mdp, np.array([-8.0, -5.0, -1.0, -0.5, -3.0, -0.5]), 150, 20, seed=5)
+             if mdp.n_states - 1 not in p[:-1]]
+    est = MaxEntIRL().fit(wide, paths)
+    assert est.absent_features_ == ["u_turn", "rare"] and est.theta_[-1] == 0.0  # the grid has no U-turns either
+    base = MaxEntIRL().fit(mdp, paths)
+    np.testing.assert_allclose(est.theta_[:-1], base.theta_, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,12 @@ from app.api.params import parse_lonlat
 from app.schemas import FeatureCollection, RouteProbabilityIn
 from app.services import queries
 from app.services.errors import TooLargeError
+from app.services.queries import DEFAULT_HEADING_TOLERANCE
+
+#: A direction of travel at a route's end, like OSRM's ``bearings`` or Valhalla's ``heading``.
+Heading = Annotated[float | None, Query(ge=0.0, le=360.0, description="Direction of travel there, in degrees "
+                                        "clockwise from north (0-360); default: whichever suits the route")]
+HeadingTolerance = Annotated[float, Query(ge=0.0, le=180.0, description="Degrees a road may differ from a heading")]
 
 router = APIRouter(prefix="/v1/routes", tags=["routes"], responses=ERROR_RESPONSES)
 
@@ -24,13 +30,19 @@ def routes(
     destination: Annotated[str, Query(description="'lon,lat' of the end")],
     alternatives: Annotated[int, Query(ge=0, description="Distinct sampled alternatives to return")] = 3,
     seed: Annotated[int | None, Query(ge=0, description="Seed of the sampling (default: fixed, repeatable)")] = None,
+    origin_heading: Heading = None,
+    destination_heading: Heading = None,
+    heading_tolerance: HeadingTolerance = DEFAULT_HEADING_TOLERANCE,
 ) -> dict[str, Any]:
     """The first feature is the most likely route (``kind: most_likely``); the others are the
     most frequent distinct routes among ``ROUTEIRL_ROUTE_SAMPLES`` paths drawn from the model
-    (``kind: sample``, with their ``sample_share``). ``probability`` is P(route | origin, destination)."""
+    (``kind: sample``, with their ``sample_share``). ``probability`` is P(route | its end segments);
+    every route runs from the snapped origin to the snapped destination, with ``distance_m`` and
+    ``duration_s``. Each end snaps to the nearest street, in the direction that suits the route
+    best unless a heading says which."""
     o = parse_lonlat(origin, "query.origin")
     d = parse_lonlat(destination, "query.destination")
-    out = queries.routes(rt, o, d, alternatives, seed)
+    out = queries.routes(rt, o, d, alternatives, seed, (origin_heading, destination_heading), heading_tolerance)
     request.state.model_version = out["model_version"]
     return out
 
