@@ -108,7 +108,7 @@ def test_serving_beyond_localhost_without_a_key_is_refused(tmp_path: Path, helpe
             create_app(helpers.make_settings(tmp_path / "d", host="192.0.2.1"))):
         pass
     # generated once, kept (0600), reused, and handed to the API processes through the environment
-    monkeypatch.delenv("ROUTEIRL_API_KEY", raising=False)
+    monkeypatch.setenv("ROUTEIRL_API_KEY", "")  # ensure_api_key sets it: undone after the test
     first = server.ensure_api_key(Settings(host="0.0.0.0", data_dir=tmp_path, generate_api_key=True))
     key_file = tmp_path / "api_key"
     assert first.has_api_key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
