@@ -12,6 +12,7 @@
 #   apt-get install -y wrk                          # Debian's wrk 4.1
 #   ./benchmarks/load_wrk.sh                        # 50 connections, 30 s
 #   CONNECTIONS=100 DURATION=60s ./benchmarks/load_wrk.sh
+#   SERVER=uvicorn ./benchmarks/load_wrk.sh        # plain `uvicorn app.main:app` (no request timeouts), to compare
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install -y wrk)"; exit 2; }
@@ -22,7 +23,11 @@ PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); pri
 URL=http://127.0.0.1:$PORT
 export OPENBLAS_NUM_THREADS=1 ROUTEIRL_DATA_DIR=$WORK/data ROUTEIRL_LOG_LEVEL=warning
 unset ROUTEIRL_NETWORK ROUTEIRL_DATABASE ROUTEIRL_API_KEY
-$PY -m app serve --host 127.0.0.1 --port "$PORT" --workers 2 > "$WORK/server.log" 2>&1 &
+if [ "${SERVER:-app}" = uvicorn ]; then  # plain uvicorn, without app.server's timeouts: to measure what they cost
+  $PY -m uvicorn app.main:app --host 127.0.0.1 --port "$PORT" --workers 2 > "$WORK/server.log" 2>&1 &
+else
+  $PY -m app serve --host 127.0.0.1 --port "$PORT" --workers 2 > "$WORK/server.log" 2>&1 &
+fi
 SERVER=$!
 UPLOADER=
 stop() {
@@ -56,6 +61,7 @@ run_wrk() {
   WRK_PATHS=$WORK/paths.lua wrk -t2 -c"${CONNECTIONS:-50}" -d"$1" --timeout 10s --latency \
     -s benchmarks/wrk_destinations.lua "$URL" | tee "$WORK/$2.txt"
 }
+run_wrk 5s warmup > /dev/null  # first queries load candidates and caches
 echo "== reference: destination queries alone, $(uptime | sed 's/.*load/load/')"
 run_wrk "${REFERENCE:-15s}" reference
 # training jobs and the uploader
