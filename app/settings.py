@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # --- where things live -------------------------------------------------------------------
     network: str = Field(
         DEFAULT_NETWORK,
-        description="Road network: 'default' (embedded Andorra drive network), a path to an OSM XML "
-        "(.osm, .osm.bz2/.gz) or GraphML file, or a place name for osmnx (needs internet).",
+        description="Road network: 'default' (embedded Andorra drive network), a path to an OpenStreetMap extract "
+        "(.osm.pbf as Geofabrik or BBBike hand them out, or OSM XML .osm/.osm.bz2/.osm.gz), a GraphML file, a saved "
+        "network (.npz), or a place name for osmnx (needs internet).",
     )
     data_dir: Path = Field(Path("var"), description="Directory for the database and other state; created on start.")
     database: Path | None = Field(
