@@ -5,7 +5,13 @@
 #   docker build -t routeirl .
 #   docker run -p 8000:8000 -v routeirl-data:/data routeirl
 #
-# State (SQLite database, network cache) lives in /data: mount a volume there.
+# State (SQLite database, network cache, the generated API key) lives in /data: mount a volume there.
+#
+# The container must listen on 0.0.0.0 to be reachable through a published port, and a service reachable
+# from elsewhere must not take writes (or give out raw GPS) from anyone: so the image generates an API key
+# on its first start (ROUTEIRL_GENERATE_API_KEY=1), keeps it in /data/api_key (0600, so restarts keep it)
+# and logs it once; `docker compose exec api cat /data/api_key` shows it again. Set ROUTEIRL_API_KEY to
+# choose your own, or ROUTEIRL_ALLOW_INSECURE=1 (and ROUTEIRL_GENERATE_API_KEY=0) to serve without one.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,6 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ROUTEIRL_HOST=0.0.0.0 \
     ROUTEIRL_PORT=8000 \
+    ROUTEIRL_GENERATE_API_KEY=1 \
     ROUTEIRL_DATA_DIR=/data
 
 # Non-root user; /data is created and owned by it before VOLUME, so a fresh named volume
@@ -40,6 +47,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD .venv/bin/python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ROUTEIRL_PORT', '8000'), timeout=4)" || exit 1
 
-# scripts/serve ends with `exec python -m uvicorn ...`, so uvicorn gets SIGTERM directly and
+# scripts/serve ends with `exec python -m app.server` (which runs uvicorn in-process), so uvicorn gets SIGTERM and
 # shuts down gracefully (a running training job is stopped and marked interrupted).
 CMD ["./scripts/serve"]

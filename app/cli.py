@@ -55,22 +55,13 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reload", action="store_true", help="restart on code changes (development; one process)")
 
 
-@command("serve", help="run the API (uvicorn app.main:app)", configure=_configure_serve)
+@command("serve", help="run the API (uvicorn app.main:app, with the timeouts and checks of app.server)",
+         configure=_configure_serve)
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from app import server
 
-    from app.settings import Settings
-
-    settings = Settings()
-    uvicorn.run(
-        "app.main:app",
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        reload=args.reload,
-        workers=None if args.reload else (args.workers or settings.workers),
-        log_level=settings.log_level,
-    )
-    return 0
+    argv = [f"--{name}={value}" for name in ("host", "port", "workers") if (value := getattr(args, name))]
+    return server.main(argv + (["--reload"] if args.reload else []))
 
 
 def _configure_worker(p: argparse.ArgumentParser) -> None:

@@ -23,10 +23,13 @@ from app.jobs.runner import JobRunner, stop_orphaned_worker
 from app.services.network import load_network, network_label
 from app.services.predictor import Candidates, Predictor
 from app.settings import Settings
-from app.storage import RUNNING, Storage
+from app.storage import CANCELLED, FAILED, INTERRUPTED, RUNNING, Storage
 from maxent_irl.roads import MapMatcher
 
-__all__ = ["Runtime"]
+__all__ = ["DEMO_ATTEMPTS", "Runtime"]
+
+#: How many times the demo job is tried when it does not succeed (a crash, a kill, a restart while it ran).
+DEMO_ATTEMPTS = 3
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.started = time.monotonic()
-        self.storage = Storage(settings.database_path)
+        self.storage = Storage(settings.database_path, idempotency_ttl_s=settings.idempotency_ttl_s)
         self.net = load_network(settings)
         self.fingerprint: str = str(self.net.fingerprint)
         self.label = network_label(self.net)
@@ -91,6 +94,8 @@ class Runtime:
             os.kill(os.getpid(), signal.SIGTERM)
             return
         self.refresh()
+        if self.predictor is None and self.jobs.lock.held:
+            self._maybe_queue_demo()  # e.g. the demo's worker was killed: try again
 
     def _on_lead(self) -> None:
         """This process now runs the jobs: mark jobs orphaned by the previous runner, queue the demo if due.
@@ -112,9 +117,21 @@ class Runtime:
         gc.unfreeze()  # let cyclic garbage of this runtime be collected (tests start many in one process)
 
     def _maybe_queue_demo(self) -> None:
+        """Queue the demo job on a database without a model, also again after a try that crashed or was interrupted.
+
+        A crash during the first start's demo (a kill, a restart) would otherwise leave the service
+        without a model until someone trains; at most :data:`DEMO_ATTEMPTS` tries, and none after a
+        client cancelled one.
+        """
         if not self.settings.demo_enabled or self.storage.models.active_id(self.fingerprint) is not None:
             return
         if self.storage.jobs.unfinished(self.fingerprint):
+            return
+        jobs = self.storage.jobs
+        if jobs.count_kind("demo", self.fingerprint, [CANCELLED]):
+            return
+        failed = jobs.count_kind("demo", self.fingerprint, [FAILED, INTERRUPTED])
+        if failed >= DEMO_ATTEMPTS:
             return
         total = self.storage.trips.count(self.fingerprint)
         uploaded = total - self.storage.trips.count(self.fingerprint, source="demo")
@@ -124,7 +141,9 @@ class Runtime:
             job = self.storage.jobs.create(
                 "demo", self.fingerprint, {"heldout_fraction": 0.2, "seed": self.settings.demo_seed, "activate": True}
             )
-            log.info("no model yet: queued demo job %d (%d simulated trips)", job.id, self.settings.demo_trips)
+            log.info("no model yet: queued demo job %d (%d simulated trips)%s", job.id, self.settings.demo_trips,
+                     f", try {failed + 1} of {DEMO_ATTEMPTS}" if failed else "")
+            self.jobs.wake()
 
     # --- the active model ------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 __all__ = [
     "Coordinate",
@@ -38,13 +38,32 @@ def _check_lonlat(value: list[float]) -> list[float]:
     return value
 
 
+#: Numbers and booleans of request bodies are taken as they are typed: ``true`` is no number, ``"1"`` no
+#: number and ``1`` no boolean, as the OpenAPI document says (pydantic would convert them otherwise).
+def _json_integer(value: Any) -> Any:
+    """JSON's integers: ``2`` and ``2.0`` (JSON Schema's ``integer``), never ``true`` or ``"2"``."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("Input should be an integer")
+    return value
+
+
+SInt = Annotated[int, BeforeValidator(_json_integer)]
+SFloat = Annotated[float, Strict()]
+SBool = Annotated[bool, Strict()]
+
 #: ``[lon, lat]``; a third value (elevation) is accepted and ignored, as GeoJSON allows it.
 Coordinate = Annotated[
-    list[Annotated[float, Field(allow_inf_nan=False)]],
-    Field(min_length=2, max_length=3, description="[lon, lat] (WGS84)"),
+    list[Annotated[float, Strict(), Field(allow_inf_nan=False)]],
+    Field(min_length=2, max_length=3, description="[lon, lat] (WGS84)",
+          json_schema_extra={"prefixItems": [{"type": "number", "minimum": -180, "maximum": 180},
+                                             {"type": "number", "minimum": -90, "maximum": 90}]}),
     AfterValidator(_check_lonlat),
 ]
-SegmentId = tuple[int, int, int]
+SegmentId = tuple[SInt, SInt, SInt]
+
+#: Most points (or segments) a query body's schema accepts; ROUTEIRL_MAX_QUERY_POINTS (at most this) applies after.
+#: A schema limit is checked before the items are, so a body of 100,000 bad points costs one error, not 100,000.
+MAX_QUERY_POINTS_CEILING = 20_000
 
 
 class _In(BaseModel):
@@ -85,7 +104,7 @@ class TripIn(_In):
 
     id: str | None = Field(None, max_length=200, description="Your name for the trip; echoed back.")
     points: list[Coordinate] = Field(min_length=2, description="[[lon, lat], ...] in driving order.")
-    times: list[float | datetime] | None = Field(
+    times: list[SFloat | datetime] | None = Field(
         None, description="One timestamp per point: seconds (e.g. UNIX time) or ISO 8601 strings."
     )
 
@@ -152,13 +171,13 @@ TagName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 class TripSelectionIn(_In):
     """Which stored trips to train on; every criterion given must hold (omit one for 'any')."""
 
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+    ids: list[Annotated[SInt, Field(ge=1, le=2**53)]] | None = Field(
         None, max_length=100_000, description="These trips (ids of GET /v1/trajectories).")
     tags: list[TagName] | None = Field(None, max_length=100, description="Trips uploaded with one of these tags.")
-    since: datetime | float | None = Field(
+    since: datetime | SFloat | None = Field(
         None, description="Trips that started at or after this time (ISO 8601 or UNIX seconds; trips without GPS "
         "times count from their upload).")
-    until: datetime | float | None = Field(None, description="Trips that started before this time.")
+    until: datetime | SFloat | None = Field(None, description="Trips that started before this time.")
 
     def as_options(self) -> dict[str, Any]:
         def seconds(t: datetime | float | None) -> float | None:
@@ -174,13 +193,13 @@ class TrainRequest(_In):
         None, min_length=1, description="Subset of the network's features to learn weights for (default: all)."
     )
     trips: TripSelectionIn | None = Field(None, description="Train on these stored trips only (default: all).")
-    regularization: float | None = Field(
+    regularization: SFloat | None = Field(
         None, ge=0.0, le=1e6, description="L2 penalty on the weights (default ROUTEIRL_DEFAULT_REGULARIZATION).")
-    l1: float = Field(0.0, ge=0.0, le=1e6, description="L1 penalty on the weights (sparse models).")
-    heldout_fraction: float = Field(0.2, ge=0.0, le=0.9, description="Share of trips kept out for metrics.")
-    max_iter: int | None = Field(None, ge=1, le=10_000, description="Optimizer iterations (default from settings).")
-    seed: int = Field(0, ge=0, description="Seed of the train/held-out split.")
-    activate: bool = Field(True, description="Make the model active when training succeeds.")
+    l1: SFloat = Field(0.0, ge=0.0, le=1e6, description="L1 penalty on the weights (sparse models).")
+    heldout_fraction: SFloat = Field(0.2, ge=0.0, le=0.9, description="Share of trips kept out for metrics.")
+    max_iter: SInt | None = Field(None, ge=1, le=10_000, description="Optimizer iterations (default from settings).")
+    seed: SInt = Field(0, ge=0, description="Seed of the train/held-out split.")
+    activate: SBool = Field(True, description="Make the model active when training succeeds.")
 
 
 class JobProgress(BaseModel):
@@ -235,16 +254,23 @@ class ModelOut(BaseModel):
 
 # --- queries --------------------------------------------------------------------------------------
 class DestinationsQuery(_In):
-    coordinates: list[Coordinate] = Field(min_length=1, description="The driven part of the trip, [[lon, lat], ...].")
-    top: int | None = Field(None, ge=1, le=10_000, description="Number of destinations returned.")
-    full: bool = Field(False, description="Also return the whole distribution over candidates.")
+    coordinates: list[Coordinate] = Field(min_length=1, max_length=MAX_QUERY_POINTS_CEILING,
+                                          description="The driven part of the trip, [[lon, lat], ...].")
+    top: SInt | None = Field(None, ge=1, le=10_000, description="Number of destinations returned.")
+    full: SBool = Field(False, description="Also return the whole distribution over candidates.")
 
 
 class RouteProbabilityIn(_In):
     """A route given either as GPS points (map-matched) or as segment ids ``[u, v, key]``."""
 
-    points: list[Coordinate] | None = Field(None, min_length=2)
-    segments: list[SegmentId] | None = Field(None, min_length=1)
+    # exactly one of the two, as the OpenAPI document states it (the validator below checks the same)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["points"], "properties": {"points": {"type": "array"}, "segments": {"type": "null"}}},
+        {"required": ["segments"], "properties": {"segments": {"type": "array"}, "points": {"type": "null"}}},
+    ]})
+
+    points: list[Coordinate] | None = Field(None, min_length=2, max_length=MAX_QUERY_POINTS_CEILING)
+    segments: list[SegmentId] | None = Field(None, min_length=1, max_length=MAX_QUERY_POINTS_CEILING)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RouteProbabilityIn:

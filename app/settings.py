@@ -7,16 +7,29 @@ The defaults start the service on the embedded default network with a SQLite fil
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEFAULT_NETWORK", "Settings"]
+__all__ = ["DEFAULT_NETWORK", "Settings", "is_loopback_host"]
 
 #: The value of ``ROUTEIRL_NETWORK`` that selects the network embedded in the package.
 DEFAULT_NETWORK = "default"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address or host name stays on this machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -40,7 +53,25 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface ./scripts/serve and `routeirl serve` bind to.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port ./scripts/serve and `routeirl serve` listen on.")
     api_key: SecretStr | None = Field(
-        None, description="If set, write endpoints (POST/PUT/DELETE that change state) need it in X-API-Key."
+        None, description="If set, write endpoints (POST/PUT/DELETE that change state) and reads of stored trips "
+        "(their raw GPS points and times) need it in X-API-Key."
+    )
+    generate_api_key: bool = Field(
+        False,
+        description="When no key is set, generate one at start, keep it in <data_dir>/api_key (0600) for later "
+        "starts, and log it once (the Docker image sets this).",
+    )
+    allow_insecure: bool = Field(
+        False,
+        description="Serve on an interface beyond localhost without an API key. Without it such a start is "
+        "refused, since anyone who reaches the port could upload, train, activate and read raw GPS.",
+    )
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Host names the service answers to (Host header; against DNS rebinding), and origins allowed "
+        "to send state-changing requests besides the service's own. Default: localhost, 127.0.0.1, [::1] and "
+        "ROUTEIRL_HOST; any host when ROUTEIRL_HOST is a wildcard (0.0.0.0, ::). '*' allows any. "
+        "JSON list or comma-separated.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
     keepalive_requests: int = Field(
@@ -55,6 +86,24 @@ class Settings(BaseSettings):
         description="Background map tiles of the web page, e.g. 'https://tile.openstreetmap.org/{z}/{x}/{y}.png' "
         "(mind the provider's usage policy). Empty: no tiles, only the road network (no internet is assumed).",
     )
+    timeout_keep_alive_s: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds (uvicorn's)."
+    )
+    timeout_headers_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this many seconds of the connection (or of "
+        "the request's first byte on a kept-alive one); else 408 and the connection is closed.",
+    )
+    timeout_body_s: float = Field(
+        60.0, gt=0, description="A request body must arrive whole within this many seconds of its headers (408)."
+    )
+    timeout_body_idle_s: float = Field(
+        10.0, gt=0, description="A request body whose next bytes take longer than this many seconds is dropped (408)."
+    )
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="Largest request line + headers accepted (431 above)."
+    )
     workers: int = Field(
         2,
         ge=1,
@@ -63,14 +112,26 @@ class Settings(BaseSettings):
     )
 
     # --- limits ------------------------------------------------------------------------------
-    max_body_bytes: int = Field(20_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    max_body_bytes: int = Field(
+        20_000_000, ge=1024, description="Largest upload body accepted (POST /v1/trajectories; 413 above)."
+    )
+    max_json_body_bytes: int = Field(
+        2_000_000,
+        ge=1024,
+        description="Largest body of every other endpoint (queries, training options; 413 above): 2 MB holds "
+        "100,000 trip ids of a training selection.",
+    )
     max_points_per_trip: int = Field(20_000, ge=2, description="Most GPS points in one uploaded trip (413 above).")
     max_points_per_request: int = Field(
         200_000, ge=2, description="Most GPS points in one upload, all trips together (413 above)."
     )
     max_trips_per_request: int = Field(2_000, ge=1, description="Most trips in one upload (413 above).")
     max_query_points: int = Field(
-        2_000, ge=1, description="Most points in a query trace (destinations, route probability; 413 above)."
+        2_000,
+        ge=1,
+        le=20_000,
+        description="Most points in a query trace (destinations, route probability; 413 above; at most 20,000, "
+        "the ceiling of the request schemas).",
     )
     max_page_size: int = Field(500, ge=1, description="Largest `limit` of a list endpoint.")
 
@@ -99,6 +160,17 @@ class Settings(BaseSettings):
     )
 
     # --- training ----------------------------------------------------------------------------
+    max_unfinished_jobs: int = Field(
+        10,
+        ge=1,
+        description="Most training jobs queued or running at once, for the whole service; beyond it POST /v1/models "
+        "answers 429 too_many_jobs with Retry-After.",
+    )
+    idempotency_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long the answer to a request with an Idempotency-Key is kept for its retries (seconds).",
+    )
     min_training_trips: int = Field(5, ge=1, description="Fewest stored trips a training job accepts (409 below).")
     max_iter: int = Field(200, ge=1, description="Default maximum optimizer iterations of a training job.")
     default_regularization: float = Field(
@@ -127,6 +199,17 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often the API checks the worker and the active model (seconds)."
     )
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """``a,b`` or a JSON list from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None  # unset (e.g. an empty variable of docker compose): the default
+            return json.loads(text) if text.startswith("[") else [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
     @property
     def database_path(self) -> Path:
         """The SQLite file actually used (``database`` or its default under ``data_dir``)."""
@@ -139,6 +222,32 @@ class Settings(BaseSettings):
     @property
     def demo_enabled(self) -> bool:
         return self.demo == "always" or (self.demo == "auto" and self.is_default_network)
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether ``host`` reaches only this machine (localhost, 127.0.0.0/8, ::1)."""
+        return is_loopback_host(self.host)
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+    def insecure_exposure(self) -> str | None:
+        """Why starting with these settings would expose the service, or ``None`` when it is fine."""
+        if self.is_loopback or self.has_api_key or self.allow_insecure:
+            return None
+        return (f"refusing to serve on {self.host} without an API key: anyone who reaches the port could upload, "
+                "train, activate models and read raw GPS. Set ROUTEIRL_API_KEY (or ROUTEIRL_GENERATE_API_KEY=1), "
+                "bind ROUTEIRL_HOST=127.0.0.1, or set ROUTEIRL_ALLOW_INSECURE=1 to serve openly anyway.")
+
+    def host_allow_list(self) -> frozenset[str] | None:
+        """Host names accepted in ``Host`` (lower case, no port); ``None`` = any."""
+        if self.allowed_hosts is not None:
+            names = {h.strip().lower().strip("[]") for h in self.allowed_hosts if h.strip()}
+            return None if "*" in names else frozenset(names)
+        if self.host.strip().strip("[]") in ("0.0.0.0", "::", ""):
+            return None
+        return frozenset({"localhost", "127.0.0.1", "::1", self.host.strip().lower().strip("[]")})
 
     def worker_json(self) -> str:
         """These settings as JSON for the worker process (without the API key it does not need)."""

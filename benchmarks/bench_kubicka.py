@@ -31,8 +31,9 @@ Nothing here is tuned to particular drives: the same code runs on any drive of t
 
 Measured on the 20 development drives (2 cores, shared, OPENBLAS_NUM_THREADS=1): 99.31 % length-weighted
 correct, 18,300 points/s (18,800 per CPU second); the pre-change matcher in the same run: 97.50 %, 7,200
-points/s. Without the timestamps (--no-times) also 99.31 %. With the networks cut to their largest strongly connected part (``from_graph``'s default) the
-pre-change matcher scored 84.34 % (16 km of drive 5's true route were outside it), this one 94.90 %.
+points/s. Without the timestamps (--no-times) also 99.31 %. With the networks cut to their largest
+strongly connected part (``from_graph``'s default) the pre-change matcher scored 84.34 % (16 km of drive 5's
+true route were outside it), this one 94.90 %.
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ from app.api.errors import ApiError
 from app.runtime import Runtime
 from app.settings import Settings
 
-__all__ = ["ERROR_RESPONSES", "MAX_DB_INT", "ApiKey", "DbId", "PageParams", "RuntimeDep", "SettingsDep",
-           "get_runtime", "require_api_key"]
+__all__ = ["ERROR_RESPONSES", "IDEMPOTENCY_KEY_PATTERN", "MAX_DB_INT", "ApiKey", "DbId", "PageParams", "RuntimeDep",
+           "SettingsDep", "get_runtime", "require_api_key"]
 
 #: Documented error responses of the resource routers (the body of each is app.schemas.ErrorOut).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or wrong X-API-Key (write endpoints, when a key is set)"},
+    401: {"description": "Missing or wrong X-API-Key (write endpoints and reads of trips, when a key is set)"},
+    403: {"description": "Host not served, or a state-changing request from another origin"},
     404: {"description": "Unknown id"},
     409: {"description": "No active model, or a conflict with the current state"},
     413: {"description": "Body or point count over the limits"},
@@ -47,7 +48,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 async def require_api_key(
     rt: RuntimeDep,
     x_api_key: Annotated[
-        str | None, Header(description="Required on write endpoints when the service has a key.")
+        str | None, Header(description="Required on write endpoints and reads of trips when the service has a key.")
     ] = None,
 ) -> None:
     """401 unless ``X-API-Key`` matches ``ROUTEIRL_API_KEY`` (when one is set); constant-time compare."""
@@ -64,6 +65,9 @@ async def require_api_key(
 
 
 ApiKey = Depends(require_api_key)
+
+#: An ``Idempotency-Key``: 1 to 255 visible ASCII characters.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 
 
 #: Largest id or offset SQLite can hold (a signed 64-bit integer); beyond it the driver raises OverflowError.

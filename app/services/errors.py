@@ -17,6 +17,7 @@ __all__ = [
     "OffNetworkError",
     "ServiceError",
     "TooLargeError",
+    "TooManyRequestsError",
     "UnsupportedMediaTypeError",
     "field_error",
 ]
@@ -76,6 +77,16 @@ class TooLargeError(ServiceError):
     """The input is over a configured limit (HTTP 413)."""
 
     default_code = "payload_too_large"
+
+
+class TooManyRequestsError(ServiceError):
+    """The service is at a capacity limit (e.g. queued jobs); try again after ``retry_after_s`` (HTTP 429)."""
+
+    default_code = "too_many_requests"
+
+    def __init__(self, message: str, details: Any = None, code: str | None = None, retry_after_s: int = 30) -> None:
+        super().__init__(message, details, code)
+        self.retry_after_s = retry_after_s
 
 
 class UnsupportedMediaTypeError(ServiceError):

@@ -4,23 +4,46 @@ As Ziebart et al. discard unusable trips, an upload's traces are split into trip
 stops (time gaps, dwells), trips that are too short, too noisy, too cyclic or off the
 network are rejected with a reason, and the rest are map-matched. The accepted trips are
 stored in one durable transaction before the answer is sent.
+
+An upload none of whose trips is usable stores nothing and answers 422
+``no_trips_accepted`` (not 201: nothing was created, and a client that only looks at
+the status must not take its trips as stored). With an ``Idempotency-Key`` the answer is
+stored with the trips, in the same transaction, and a retry gets it back instead of
+storing the trips again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.storage import NewTrip
+from app.services.errors import InvalidInputError
+from app.services.uploads import Document, request_hash, traces_from_documents
+from app.storage import NewTrip, Receipt, ReceiptKey
 from maxent_irl.roads import InvalidTraceError, MapMatchingError, Trace, clean_trips, split_trips
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
-__all__ = ["ingest"]
+__all__ = ["UPLOAD_SCOPE", "UploadAnswer", "ingest", "upload"]
+
+#: The endpoint whose answers are kept under an Idempotency-Key.
+UPLOAD_SCOPE = "POST /v1/trajectories"
+#: Rejections listed in a no_trips_accepted error (all of them are counted by reason).
+_MAX_LISTED = 19
+
+
+@dataclass(frozen=True)
+class UploadAnswer:
+    """The HTTP status and JSON body of an upload's answer; ``replayed`` for a stored answer sent again."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +60,38 @@ def _rejection(piece: _Piece, reason: str, message: str) -> dict[str, Any]:
     return {"trace_id": piece.trace.trace_id, "index": piece.index, "reason": reason, "message": message}
 
 
-def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str | None = None) -> dict[str, Any]:
-    """Split, clean, match and store ``traces``; the ``IngestOut`` answer. CPU-bound: call it off the event loop."""
+def upload(rt: Runtime, documents: list[Document], *, split: bool = True, clean: bool = True, tag: str | None = None,
+           idempotency_key: str | None = None) -> UploadAnswer:
+    """Read, check, split, clean, match and store an upload's documents. CPU-bound: call it off the event loop.
+
+    With ``idempotency_key``, a request already answered under that key gets its first answer
+    back (``replayed``) without anything stored again; the same key with other documents or
+    options is a 422 ``idempotency_key_reused``.
+    """
+    key = None
+    if idempotency_key is not None:
+        key = ReceiptKey(UPLOAD_SCOPE, idempotency_key,
+                         request_hash(documents, {"split": split, "clean": clean, "tag": tag}))
+        stored = rt.storage.idempotency.get(key.scope, key.key)
+        if stored is not None:
+            return replay(stored, key)
+    traces = traces_from_documents(rt.settings, documents)
+    return ingest(rt, traces, split, clean, tag, key)
+
+
+def replay(stored: Receipt, key: ReceiptKey) -> UploadAnswer:
+    """The stored answer for a retry; 422 if the key was first used for another request."""
+    if stored.request_hash != key.request_hash:
+        raise InvalidInputError(
+            f"the Idempotency-Key {key.key!r} was used for another request (other documents or options): "
+            "use a new key for a new request", {"header": "Idempotency-Key"}, "idempotency_key_reused")
+    return UploadAnswer(stored.status, stored.body, replayed=True)
+
+
+def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str | None = None,
+           key: ReceiptKey | None = None) -> UploadAnswer:
+    """Split, clean, match and store ``traces``: 201 with the ``IngestOut`` answer, or 422 if no trip is usable.
+    CPU-bound: call it off the event loop."""
     pieces = [_Piece(i, t) for i, t in enumerate(traces)]
     if split:
         pieces = [_Piece(p.index, part) for p in pieces for part in split_trips(p.trace)]
@@ -73,15 +126,43 @@ def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str 
                 path=[int(s) for s in result.states], trace_id=p.trace.trace_id, tag=tag)
         for p, result in accepted
     ]
-    ids = rt.storage.trips.insert(rt.fingerprint, new) if new else []
-    log.info("ingested %d trips, rejected %d", len(ids), len(rejected))
+
+    def answer(ids: list[int]) -> tuple[int, dict[str, Any]]:
+        if not ids:
+            return 422, _nothing_accepted(rt, rejected)
+        return 201, {
+            "accepted": [
+                {"id": trip_id, "trace_id": p.trace.trace_id, "n_points": len(p.trace),
+                 "n_segments": len(result.states), "unmatched_points": len(result.unmatched_points)}
+                for trip_id, (p, result) in zip(ids, accepted, strict=True)
+            ],
+            "rejected": rejected,
+            "network": rt.network_out(),
+            "model_version": rt.model_version,
+        }
+
+    if key is None:
+        ids = rt.storage.trips.insert(rt.fingerprint, new) if new else []
+        status, body = answer(ids)
+        out = UploadAnswer(status, body)
+    else:
+        receipt, fresh = rt.storage.trips.insert_once(rt.fingerprint, new, key, answer, rt.settings.idempotency_ttl_s)
+        out = replay(receipt, key) if not fresh else UploadAnswer(receipt.status, receipt.body)
+    log.info("ingested %d trips, rejected %d", len(accepted) if out.status == 201 else 0, len(rejected))
+    return out
+
+
+def _nothing_accepted(rt: Runtime, rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``no_trips_accepted`` error body: the first rejections and a count of all of them by reason."""
+    by_reason = Counter(r["reason"] for r in rejected)
+    summary = ", ".join(f"{n} {reason}" for reason, n in by_reason.most_common())
+    listed: list[dict[str, Any]] = rejected[:_MAX_LISTED]
+    if len(rejected) > len(listed):
+        listed = [*listed, {"truncated": True, "shown": len(listed), "total": len(rejected),
+                            "message": f"{len(rejected) - len(listed)} more not shown"}]
     return {
-        "accepted": [
-            {"id": trip_id, "trace_id": p.trace.trace_id, "n_points": len(p.trace),
-             "n_segments": len(result.states), "unmatched_points": len(result.unmatched_points)}
-            for trip_id, (p, result) in zip(ids, accepted, strict=True)
-        ],
-        "rejected": rejected,
-        "network": rt.network_out(),
-        "model_version": rt.model_version,
+        "code": "no_trips_accepted",
+        "message": f"none of the {len(rejected)} trips of the upload is usable ({summary}): nothing was stored",
+        "details": {"rejected": listed, "rejected_by_reason": dict(by_reason), "network": rt.network_out(),
+                    "model_version": rt.model_version},
     }

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.schemas import TrainRequest
-from app.services.errors import ConflictError, InvalidInputError, NoActiveModelError, NotFoundError
+from app.services.errors import (
+    ConflictError,
+    InvalidInputError,
+    NoActiveModelError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from app.services.training import selection_from_options
-from app.storage import CANCELLED, FINAL_STATUSES, JobRecord, ModelRecord
+from app.storage import CANCELLED, FINAL_STATUSES, JobRecord, ModelRecord, ReceiptKey
 from maxent_irl.roads import weights_as_seconds
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
-__all__ = ["activate", "cancel_job", "get_job", "get_model", "job_view", "model_out", "model_view", "start_training"]
+__all__ = ["TRAIN_SCOPE", "TrainingAnswer", "activate", "cancel_job", "get_job", "get_model", "job_view", "model_out",
+           "model_view", "start_training"]
+
+#: The endpoint whose answers are kept under an Idempotency-Key.
+TRAIN_SCOPE = "POST /v1/models"
+#: Retry-After of a 429 too_many_jobs (seconds): about a short training job.
+RETRY_AFTER_S = 30
+
+
+@dataclass(frozen=True)
+class TrainingAnswer:
+    """The queued job as the API shows it (``JobOut``); ``replayed`` for an answer kept under an Idempotency-Key."""
+
+    body: dict[str, Any]
+    replayed: bool = False
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +106,21 @@ def get_job(rt: Runtime, job_id: int) -> JobRecord:
     return job
 
 
-def start_training(rt: Runtime, request: TrainRequest) -> JobRecord:
-    """Queue a training job on the stored trips (the worker process runs it) and wake the job runner."""
+def start_training(rt: Runtime, request: TrainRequest, idempotency_key: str | None = None) -> TrainingAnswer:
+    """Queue a training job on the stored trips (the worker process runs it) and wake the job runner.
+
+    At most ``max_unfinished_jobs`` jobs wait or run at once (429 ``too_many_jobs`` beyond). With
+    ``idempotency_key`` the answer is stored with the job, in one transaction: a retry gets the
+    first answer (the job as it was queued) and queues nothing; the key with other options is a
+    422 ``idempotency_key_reused``.
+    """
+    key = None
+    if idempotency_key is not None:
+        key = ReceiptKey(TRAIN_SCOPE, idempotency_key,
+                         hashlib.sha256(request.model_dump_json().encode()).hexdigest())
+        stored = rt.storage.idempotency.get(key.scope, key.key)
+        if stored is not None:
+            return _replay(stored.request_hash, stored.body, key)
     names = rt.net.mdp.feature_names
     if request.features is not None:
         unknown = [f for f in request.features if f not in names]
@@ -104,9 +139,32 @@ def start_training(rt: Runtime, request: TrainRequest) -> JobRecord:
     options["max_iter"] = request.max_iter or rt.settings.max_iter
     if options["regularization"] is None:
         options["regularization"] = rt.settings.default_regularization
-    job = rt.storage.jobs.create("train", rt.fingerprint, options)
+    limit = rt.settings.max_unfinished_jobs
+
+    def answer(job: JobRecord | None) -> tuple[int, dict[str, Any]]:
+        if job is None:
+            raise TooManyRequestsError(
+                f"{limit} training jobs are already queued or running (the limit): wait for one to finish, or "
+                "cancel one (DELETE /v1/jobs/{id})", {"max_unfinished_jobs": limit}, "too_many_jobs", RETRY_AFTER_S)
+        return 202, job_view(job)
+
+    if key is None:
+        job = rt.storage.jobs.create_limited("train", rt.fingerprint, options, limit)
+        out = TrainingAnswer(answer(job)[1])
+    else:
+        receipt, fresh = rt.storage.jobs.create_once("train", rt.fingerprint, options, limit, key, answer,
+                                                     rt.settings.idempotency_ttl_s)
+        out = TrainingAnswer(receipt.body) if fresh else _replay(receipt.request_hash, receipt.body, key)
     rt.jobs.wake()
-    return job
+    return out
+
+
+def _replay(stored_hash: str, body: dict[str, Any], key: ReceiptKey) -> TrainingAnswer:
+    if stored_hash != key.request_hash:
+        raise InvalidInputError(
+            f"the Idempotency-Key {key.key!r} was used for another training request: use a new key for a new request",
+            {"header": "Idempotency-Key"}, "idempotency_key_reused")
+    return TrainingAnswer(body, replayed=True)
 
 
 def cancel_job(rt: Runtime, job_id: int) -> JobRecord:

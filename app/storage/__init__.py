@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.storage.database import SCHEMA_VERSION, Database, NotADatabaseError
+from app.storage.idempotency import IdempotencyStore, Receipt, ReceiptKey
 from app.storage.jobs import JobStore
 from app.storage.models import ModelStore
 from app.storage.records import (
@@ -34,19 +35,21 @@ from app.storage.trips import TripStore
 
 __all__ = [
     "CANCELLED", "FAILED", "FINAL_STATUSES", "INTERRUPTED", "JOB_STATUSES", "QUEUED", "RUNNING", "SCHEMA_VERSION",
-    "SUCCEEDED", "Database", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip", "NotADatabaseError",
-    "Storage", "TripRecord", "TripSelection", "TripStore", "utcnow",
+    "SUCCEEDED", "Database", "IdempotencyStore", "JobRecord", "JobStore", "ModelRecord", "ModelStore", "NewTrip",
+    "NotADatabaseError", "Receipt", "ReceiptKey", "Storage", "TripRecord", "TripSelection", "TripStore", "utcnow",
 ]
 
 
 class Storage:
     """The database and its stores. ``read_only`` opens an existing file for readers that must not write."""
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, read_only: bool = False,
+                 idempotency_ttl_s: float = 86_400.0) -> None:
         self.db = Database(path, timeout_s=timeout_s, read_only=read_only)
         self.trips = TripStore(self.db)
         self.jobs = JobStore(self.db)
         self.models = ModelStore(self.db)
+        self.idempotency = IdempotencyStore(self.db, idempotency_ttl_s)
 
     @property
     def path(self) -> Path:

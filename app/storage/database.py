@@ -30,7 +30,7 @@ __all__ = ["SCHEMA_VERSION", "Database", "NotADatabaseError", "dumps"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trips (
@@ -85,6 +85,17 @@ CREATE TABLE IF NOT EXISTS models (
     metrics       TEXT    NOT NULL           -- JSON training / held-out metrics
 );
 
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope        TEXT    NOT NULL,           -- the endpoint, e.g. 'POST /v1/trajectories'
+    key          TEXT    NOT NULL,           -- the client's Idempotency-Key
+    request_hash TEXT    NOT NULL,           -- sha256 of what was sent (the same key with another body is refused)
+    status       INTEGER NOT NULL,           -- the first answer's HTTP status ...
+    body         TEXT    NOT NULL,           -- ... and JSON body
+    created_at   REAL    NOT NULL,           -- UNIX seconds (answers expire)
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);
+
 CREATE TABLE IF NOT EXISTS active_model (
     network      TEXT PRIMARY KEY,
     model_id     INTEGER NOT NULL REFERENCES models (id),
@@ -101,6 +112,8 @@ UPDATE trips SET start_time = json_extract(times, '$[0]') WHERE times IS NOT NUL
 CREATE INDEX IF NOT EXISTS trips_by_tag ON trips (network, tag);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """,
+    # 2 -> 3: the idempotency table is new (created by _SCHEMA below); nothing to change in existing tables
+    2: "",
 }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.storage.database import Database, dumps
+from app.storage.idempotency import Receipt, ReceiptKey, get_in, put_in
 from app.storage.models import activate_in, insert_model_in
 from app.storage.records import (
     FINAL_STATUSES,
@@ -29,15 +30,52 @@ class JobStore:
         self.db = db
 
     def create(self, kind: str, network: str, options: dict[str, Any]) -> JobRecord:
-        with self.db.transaction() as con:
-            cur = con.execute(
-                "INSERT INTO jobs (kind, network, status, options, created_at) VALUES (?, ?, ?, ?, ?)",
-                (kind, network, QUEUED, dumps(options), utcnow()),
-            )
-            job_id = int(cur.lastrowid or 0)
-        job = self.get(job_id)
+        """Queue a job (no limit: for the service's own jobs, such as the demo)."""
+        job = self.create_limited(kind, network, options, None)
         assert job is not None
         return job
+
+    def create_limited(self, kind: str, network: str, options: dict[str, Any], max_unfinished: int | None
+                       ) -> JobRecord | None:
+        """Queue a job unless ``max_unfinished`` jobs (queued or running, any network) exist: then ``None``.
+
+        The count and the insert share one write transaction, so concurrent requests of several
+        API processes cannot overshoot the limit.
+        """
+        with self.db.transaction() as con:
+            job_id = _create_in(con, kind, network, options, max_unfinished)
+        return None if job_id is None else self.get(job_id)
+
+    def create_once(
+        self, kind: str, network: str, options: dict[str, Any], max_unfinished: int | None, key: ReceiptKey,
+        answer: Callable[[JobRecord | None], tuple[int, dict[str, Any]]], ttl_s: float,
+    ) -> tuple[Receipt, bool]:
+        """:meth:`create_limited` and the answer to the request (``answer(job or None)``) in one transaction;
+        an answer already stored under ``key`` is returned instead: ``(receipt, whether it is this call's)``.
+
+        ``answer(None)`` (the queue is full) may raise to refuse the request; an answer it returns
+        then is not stored (a retry may find room later)."""
+        with self.db.transaction() as con:
+            existing = get_in(con, key.scope, key.key, ttl_s)
+            if existing is not None:
+                return existing, False
+            job_id = _create_in(con, kind, network, options, max_unfinished)
+            row = None if job_id is None else con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            status, body = answer(None if row is None else _job(row))
+            if job_id is None:  # nothing was queued: not stored, a retry may succeed later
+                return Receipt(status, body, key.request_hash), True
+            return put_in(con, key, status, body, ttl_s), True
+
+    def count_kind(self, kind: str, network: str, statuses: Sequence[str]) -> int:
+        """How many jobs of ``kind`` on ``network`` are in one of ``statuses``."""
+        marks = ", ".join("?" * len(statuses))
+        return int(self.db.con.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE kind = ? AND network = ? AND status IN ({marks})",
+            [kind, network, *statuses]).fetchone()[0])
+
+    def count_unfinished(self) -> int:
+        return int(self.db.con.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
+                                        (QUEUED, RUNNING)).fetchone()[0])
 
     def get(self, job_id: int) -> JobRecord | None:
         row = self.db.con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -122,6 +160,19 @@ class JobStore:
             con.execute("UPDATE jobs SET status = ?, model_id = ?, finished_at = ? WHERE id = ?",
                         (SUCCEEDED, model_id, now, job_id))
         return model_id
+
+
+def _create_in(con: sqlite3.Connection, kind: str, network: str, options: dict[str, Any],
+               max_unfinished: int | None) -> int | None:
+    if max_unfinished is not None:
+        busy = int(con.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING)).fetchone()[0])
+        if busy >= max_unfinished:
+            return None
+    cur = con.execute(
+        "INSERT INTO jobs (kind, network, status, options, created_at) VALUES (?, ?, ?, ?, ?)",
+        (kind, network, QUEUED, dumps(options), utcnow()),
+    )
+    return int(cur.lastrowid or 0)
 
 
 def _job(row: sqlite3.Row) -> JobRecord:

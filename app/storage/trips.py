@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.storage.database import Database, dumps
+from app.storage.idempotency import Receipt, ReceiptKey, get_in, put_in
 from app.storage.records import NewTrip, TripRecord, TripSelection, utcnow
 
 __all__ = ["TripStore"]
@@ -21,21 +22,25 @@ class TripStore:
 
     def insert(self, network: str, trips: Sequence[NewTrip]) -> list[int]:
         """Store trips in one durable transaction; returns their ids in order."""
-        now = utcnow()
-        ids = []
         with self.db.transaction() as con:
-            for t in trips:
-                cur = con.execute(
-                    "INSERT INTO trips (network, trace_id, source, created_at, n_points, points, times, path,"
-                    " origin, destination, tag, start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (network, t.trace_id, t.source, now, len(t.points), dumps(t.points),
-                     None if t.times is None else dumps(t.times), dumps([int(s) for s in t.path]),
-                     int(t.path[0]), int(t.path[-1]), t.tag, None if not t.times else float(t.times[0])),
-                )
-                ids.append(int(cur.lastrowid or 0))
-            if ids:
-                _bump(con)
-        return ids
+            return _insert_in(con, network, trips)
+
+    def insert_once(
+        self, network: str, trips: Sequence[NewTrip], key: ReceiptKey,
+        answer: Callable[[list[int]], tuple[int, dict[str, Any]]], ttl_s: float,
+    ) -> tuple[Receipt, bool]:
+        """Store trips and the answer to the request that sent them (``answer(ids)``), in one transaction.
+
+        If an answer under ``key`` is already stored (a retry that raced the first request), nothing
+        is inserted and that answer is returned. ``(receipt, whether this call stored the trips)``.
+        """
+        with self.db.transaction() as con:
+            existing = get_in(con, key.scope, key.key, ttl_s)
+            if existing is not None:
+                return existing, False
+            ids = _insert_in(con, network, trips)
+            status, body = answer(ids)
+            return put_in(con, key, status, body, ttl_s), True
 
     def delete(self, trip_id: int) -> bool:
         """Delete one trip; whether it existed. Models trained on it keep their weights."""
@@ -108,6 +113,23 @@ class TripStore:
             (network, limit),
         ).fetchall()
         return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def _insert_in(con: sqlite3.Connection, network: str, trips: Sequence[NewTrip]) -> list[int]:
+    now = utcnow()
+    ids = []
+    for t in trips:
+        cur = con.execute(
+            "INSERT INTO trips (network, trace_id, source, created_at, n_points, points, times, path,"
+            " origin, destination, tag, start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (network, t.trace_id, t.source, now, len(t.points), dumps(t.points),
+             None if t.times is None else dumps(t.times), dumps([int(s) for s in t.path]),
+             int(t.path[0]), int(t.path[-1]), t.tag, None if not t.times else float(t.times[0])),
+        )
+        ids.append(int(cur.lastrowid or 0))
+    if ids:
+        _bump(con)
+    return ids
 
 
 def _bump(con: sqlite3.Connection) -> None:

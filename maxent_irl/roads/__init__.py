@@ -14,6 +14,7 @@ Map data: © OpenStreetMap contributors, ODbL 1.0 (see ``data/README.md``).
 
 from maxent_irl.roads.exceptions import (
     GPSFormatError,
+    GPSLimitError,
     InvalidTraceError,
     MapMatchingError,
     NetworkSourceError,
@@ -43,6 +44,7 @@ __all__ = [
     "REJECTION_REASONS",
     "FeatureSpec",
     "GPSFormatError",
+    "GPSLimitError",
     "InvalidTraceError",
     "MapMatcher",
     "MapMatchingError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "GPSFormatError",
+    "GPSLimitError",
     "InvalidTraceError",
     "MapMatchingError",
     "NetworkSourceError",
@@ -28,6 +29,19 @@ class NetworkSourceError(RoadsError, ValueError):
 
 class GPSFormatError(RoadsError, ValueError):
     """A GPX / GeoJSON / CSV document is malformed or holds invalid coordinates or times."""
+
+
+class GPSLimitError(GPSFormatError):
+    """A GPS document is over a limit its reader was given (points, trip id length, line length...).
+
+    Raised as soon as the limit is passed, before the rest of the document is read;
+    ``limit`` names the limit (e.g. ``"max_points"``) and ``value`` its value.
+    """
+
+    def __init__(self, message: str, limit: str, value: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
 
 
 class _ReasonError(RoadsError, ValueError):

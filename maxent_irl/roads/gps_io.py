@@ -16,18 +16,16 @@ import itertools
 import json
 import re
 import warnings
-import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
+import xml.parsers.expat as expat
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import gpxpy
-import gpxpy.gpx
 import numpy as np
 import pandas as pd
 
-from maxent_irl.roads.exceptions import GPSFormatError
+from maxent_irl.roads.exceptions import GPSFormatError, GPSLimitError
 from maxent_irl.roads.geo import valid_lonlat
 from maxent_irl.roads.trace import Trace
 
@@ -36,60 +34,205 @@ __all__ = ["read_csv", "read_geojson", "read_gpx", "traces_to_geojson"]
 _TIME_KEYS = ("times", "timestamps", "coordTimes", "time", "timestamp")
 _ID_KEYS = ("trip_id", "trace_id", "id", "name")
 _XML_DECL = re.compile(r"""^(\s*<\?xml\b[^>]*?)\s+encoding\s*=\s*(["'])([^"']*)\2""")
+#: Codecs that codecs.lookup finds but that are no document encoding (escapes, host names, 'undefined').
+_NOT_TEXT_CODECS = {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "utf-7"}
 _PATH_HINT = "; a str is read as the document itself: pass a file path as pathlib.Path"
 
 
+# ---------------------------------------------------------------------- limits
+class _Budget:
+    """Counts the points read so far; :class:`GPSLimitError` as soon as they pass ``max_points``."""
+
+    def __init__(self, max_points: int | None, what: str) -> None:
+        self.max_points = max_points
+        self.what = what
+        self.n = 0
+
+    def take(self, n: int = 1) -> None:
+        self.n += n
+        if self.max_points is not None and self.n > self.max_points:
+            raise GPSLimitError(f"the {self.what} holds more than {self.max_points} points (the limit)",
+                                "max_points", self.max_points)
+
+
+def _short(value: object, n: int = 80) -> str:
+    """``repr(value)`` cut to about ``n`` characters: error messages never echo a whole document."""
+    if isinstance(value, list | tuple | dict) and len(value) > n:
+        value = type(value)(list(value)[:n]) if not isinstance(value, dict) else dict(list(value.items())[:n])
+    text = repr(value)
+    return text if len(text) <= n else f"{text[: n - 15]}... ({len(text)} characters)"
+
+
+def _check_id(tid: str, where: str, max_length: int | None) -> str:
+    """A trip id as stored: valid Unicode text (no lone surrogates), at most ``max_length`` characters."""
+    try:
+        tid.encode("utf-8")
+    except UnicodeEncodeError:
+        raise GPSFormatError(f"{where}: trip id {_short(tid)} is not valid Unicode text (a lone surrogate)") from None
+    if max_length is not None and len(tid) > max_length:
+        raise GPSFormatError(f"{where}: trip id of {len(tid)} characters; the limit is {max_length}")
+    return tid
+
+
 # ---------------------------------------------------------------------- GPX
-def read_gpx(source: str | bytes | Path) -> list[Trace]:
+_GPX_POINTS = {"trkpt", "rtept", "wpt"}
+
+
+def read_gpx(
+    source: str | bytes | Path, *, max_points: int | None = None, max_id_length: int | None = None
+) -> list[Trace]:
     """One :class:`Trace` per GPX track segment (and per route); waypoints only if there is nothing else.
 
     Ids: the track / route name (or ``track<i>`` / ``route<i>``), with ``/<j>`` for
     the j-th segment of a multi-segment track; made unique with ``#<k>`` if needed.
+
+    The document is read as a stream by expat; a DTD, hence any entity, is refused, so
+    neither entity expansion nor external entities can happen, and reading stops with
+    :class:`GPSLimitError` at the first point beyond ``max_points``. Times are ISO 8601.
     """
     text = _read_xml_text(source)
-    try:
-        gpx = gpxpy.parse(text)
-    except Exception as exc:  # gpxpy raises GPXXMLSyntaxException, GPXException, ValueError...
-        raise GPSFormatError(f"not a valid GPX document: {exc}{_path_hint(source)}") from exc
-    # (id, points, where the points sit in the document: see _gpx_time_texts)
-    groups: list[tuple[str, tuple[list[Any], tuple[Any, ...]]]] = []
-    for i, trk in enumerate(gpx.tracks):
-        base = (trk.name or "").strip() or f"track{i}"
-        segs = [(j, s) for j, s in enumerate(trk.segments) if s.points]
-        for k, (j, seg) in enumerate(segs):
-            groups.append((base if len(segs) == 1 else f"{base}/{k}", (seg.points, ("trk", i, j))))
-    for i, rte in enumerate(gpx.routes):
-        if rte.points:
-            groups.append(((rte.name or "").strip() or f"route{i}", (rte.points, ("rte", i))))
-    if not groups and gpx.waypoints:
-        groups.append(("waypoints", (gpx.waypoints, ("wpt",))))
+    groups = _gpx_groups(text, _Budget(max_points, "GPX document"), source)
     if not groups:
         raise GPSFormatError("the GPX document has no track, route or waypoint points")
-    # gpxpy turns a time it cannot read into None: look at the text of those (rare) points
-    untimed = any(p.time is None for _, (pts, _) in groups for p in pts)
-    raw_times = _gpx_time_texts(text) if untimed and "time>" in text else {}
     traces = []
-    for tid, (pts, where) in _unique_ids(groups):
-        lonlat = np.array([[p.longitude, p.latitude] for p in pts], dtype=float)
+    for tid, pts in _unique_ids(groups):
+        _check_id(tid, f"GPX trace {tid[:40]!r}", max_id_length)
+        lonlat = np.array([[x, y] for x, y, _ in pts], dtype=float)
         _check_lonlat(lonlat, f"GPX trace {tid!r} point")
-        stamps = [p.time for p in pts]
-        raw = raw_times.get(where)
-        if raw is not None and len(raw) == len(stamps):
-            bad = next((k for k, (t, r) in enumerate(zip(stamps, raw, strict=True)) if t is None and r), None)
-            if bad is not None:
-                raise GPSFormatError(f"GPX trace {tid!r}, point {bad}: unreadable time {raw[bad]!r} (not ISO 8601)")
+        raw = [t for _, _, t in pts]
         times = None
-        if all(t is not None for t in stamps):
-            times = np.array([_dt_seconds(t) for t in stamps])
-        elif any(t is not None for t in stamps):
-            missing = next(i for i, t in enumerate(stamps) if t is None)
+        if all(raw):
+            times = np.empty(len(raw))
+            for k, r in enumerate(raw):
+                try:
+                    times[k] = _dt_seconds(datetime.fromisoformat(str(r).replace("Z", "+00:00")))
+                except ValueError:
+                    raise GPSFormatError(
+                        f"GPX trace {tid!r}, point {k}: unreadable time {_short(r)} (not ISO 8601)") from None
+        elif any(raw):
+            missing = next(i for i, t in enumerate(raw) if not t)
             raise GPSFormatError(f"GPX trace {tid!r}: point {missing} has no time while others do")
         traces.append(Trace(lonlat, times, tid))
     return traces
 
 
+class _GPXReader:
+    """pyexpat handlers that collect the points of a GPX document as it streams past.
+
+    A DTD is refused as soon as it starts: without one there is no entity to expand
+    (billion laughs, quadratic blow-up) and no external entity to fetch (XXE); this is
+    what ``defusedxml`` does, without its pure-Python tree builder (3-4x slower here).
+    """
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.stack: list[str] = []
+        self.tracks: list[tuple[str, list[list[tuple[float, float, str]]]]] = []
+        self.routes: list[tuple[str, list[tuple[float, float, str]]]] = []
+        self.waypoints: list[tuple[float, float, str]] = []
+        self.current: list[tuple[float, float, str]] | None = None
+        self.point: tuple[str, float, float] | None = None  # tag and position of the open point element
+        self.time = ""
+        self.name: str | None = None
+        self.text: list[str] = []
+
+    def parse(self, text: str) -> None:
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.buffer_text = True
+        parser.StartDoctypeDeclHandler = self._forbid_dtd
+        parser.EntityDeclHandler = self._forbid_dtd
+        parser.ExternalEntityRefHandler = self._forbid_dtd  # type: ignore[assignment]
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._chars
+        parser.Parse(text, True)
+
+    @staticmethod
+    def _forbid_dtd(*_: Any) -> None:
+        raise GPSFormatError("not a valid GPX document: a DTD (<!DOCTYPE ...>) is not allowed in GPX uploads")
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        tag = name.rsplit("}", 1)[-1]
+        if not self.stack and tag != "gpx":
+            raise GPSFormatError(f"not a GPX document: the root element is <{_short(tag, 40)}>")
+        parent = self.stack[-1] if self.stack else ""
+        self.stack.append(tag)
+        self.text = []
+        if tag in _GPX_POINTS:
+            self.budget.take()
+            try:
+                lat, lon = float(attrs["lat"]), float(attrs["lon"])
+            except (KeyError, ValueError):
+                raise GPSFormatError(
+                    f"GPX <{tag}> number {self.budget.n - 1}: lat={_short(attrs.get('lat'))} "
+                    f"lon={_short(attrs.get('lon'))} is not a position") from None
+            self.point = (tag if parent in _GPX_PARENT.get(tag, ()) else "", lon, lat)
+            self.time = ""
+        elif tag == "trk" and parent == "gpx":
+            self.name = None
+            self.tracks.append(("", []))
+        elif tag == "rte" and parent == "gpx":
+            self.name = None
+            self.current = []
+        elif tag == "trkseg" and parent == "trk":
+            self.current = []
+
+    def _chars(self, data: str) -> None:
+        if self.stack and self.stack[-1] in ("time", "name"):
+            self.text.append(data)
+
+    def _end(self, _: str) -> None:
+        tag = self.stack.pop()
+        parent = self.stack[-1] if self.stack else ""
+        if tag == "time" and parent in _GPX_POINTS:
+            self.time = "".join(self.text).strip()
+        elif tag in _GPX_POINTS and self.point is not None:
+            kind, lon, lat = self.point
+            if kind == "wpt":
+                self.waypoints.append((lon, lat, self.time))
+            elif kind and self.current is not None:
+                self.current.append((lon, lat, self.time))
+            self.point = None
+        elif tag == "name" and parent in ("trk", "rte"):
+            self.name = "".join(self.text).strip()
+        elif tag == "trkseg" and parent == "trk" and self.tracks and self.current is not None:
+            self.tracks[-1][1].append(self.current)
+            self.current = None
+        elif tag == "trk" and parent == "gpx" and self.tracks:
+            self.tracks[-1] = (self.name or "", self.tracks[-1][1])
+        elif tag == "rte" and parent == "gpx" and self.current is not None:
+            self.routes.append((self.name or "", self.current))
+            self.current = None
+
+
+#: Where each kind of point counts: track points in a segment, route points in a route, waypoints at the top.
+_GPX_PARENT = {"trkpt": ("trkseg",), "rtept": ("rte",), "wpt": ("gpx",)}
+
+
+def _gpx_groups(text: str, budget: _Budget, source: object) -> list[tuple[str, list[tuple[float, float, str]]]]:
+    """``(id, [(lon, lat, time text), ...])`` of every track segment and route (or the waypoints)."""
+    reader = _GPXReader(budget)
+    try:
+        reader.parse(text)
+    except expat.ExpatError as exc:
+        raise GPSFormatError(f"not a valid GPX document: {_short(str(exc), 200)}{_path_hint(source)}") from None
+    except UnicodeEncodeError:  # lone surrogates in a str document
+        raise GPSFormatError("not a valid GPX document: the text holds lone surrogates") from None
+    groups: list[tuple[str, list[tuple[float, float, str]]]] = []
+    for i, (trk_name, segments) in enumerate(reader.tracks):
+        base = trk_name or f"track{i}"
+        segs = [seg for seg in segments if seg]
+        groups += [(base if len(segs) == 1 else f"{base}/{k}", seg) for k, seg in enumerate(segs)]
+    groups += [(rte_name or f"route{i}", pts) for i, (rte_name, pts) in enumerate(reader.routes) if pts]
+    if not groups and reader.waypoints:
+        groups.append(("waypoints", reader.waypoints))
+    return groups
+
+
 # ---------------------------------------------------------------------- GeoJSON
-def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
+def read_geojson(
+    source: dict | str | bytes | Path, *, max_points: int | None = None, max_id_length: int | None = None
+) -> list[Trace]:
     """Traces from a GeoJSON object or text.
 
     Accepted: a FeatureCollection, a Feature or a bare geometry. ``LineString`` and
@@ -100,6 +243,9 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
     one per point; for MultiLineString one list per line, or one flat list over all
     the points, line after line) or ``coordinateProperties.times``; for Point features
     a ``time`` / ``timestamp`` property. A time is epoch seconds or an ISO 8601 string.
+
+    Positions are counted before they are converted: :class:`GPSLimitError` past
+    ``max_points``; ids longer than ``max_id_length`` are a :class:`GPSFormatError`.
     """
     obj = source
     if isinstance(source, str | bytes | Path):
@@ -107,7 +253,7 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise GPSFormatError(f"not valid JSON: {exc}{_path_hint(source)}") from exc
+            raise GPSFormatError(f"not valid JSON: {_short(str(exc), 200)}{_path_hint(source)}") from None
         except RecursionError as exc:  # the C decoder recurses per nesting level
             raise GPSFormatError("not valid GeoJSON: JSON nested too deeply") from exc
     if not isinstance(obj, dict) or "type" not in obj:
@@ -123,6 +269,7 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
         feats = [{"type": "Feature", "geometry": obj, "properties": {}}]
     groups: list[tuple[str, np.ndarray, np.ndarray | None]] = []
     point_groups: dict[str, tuple[list[list[float]], list[Any]]] = {}
+    budget = _Budget(max_points, "GeoJSON document")
     for i, f in enumerate(feats):
         if not isinstance(f, dict) or not isinstance(f.get("geometry"), dict):
             raise GPSFormatError(f"feature {i} has no geometry object")
@@ -131,22 +278,26 @@ def read_geojson(source: dict | str | bytes | Path) -> list[Trace]:
             raise GPSFormatError(f"feature {i}: properties must be an object")
         geom = f["geometry"]
         gtype, coords = geom.get("type"), geom.get("coordinates")
-        fid = _feature_id(f, props, i)
+        fid = _check_id(_feature_id(f, props, i), f"feature {i}", max_id_length)
         if gtype == "Point":
-            key = str(props.get("trip_id", props.get("trace_id", "points")))
+            budget.take()
+            key = _check_id(str(props.get("trip_id", props.get("trace_id", "points"))), f"feature {i}", max_id_length)
             pts, ts = point_groups.setdefault(key, ([], []))
             pts.append(coords)
             ts.append(next((props[k] for k in ("time", "timestamp", "times") if k in props), None))
         elif gtype in ("LineString", "MultiPoint"):
+            budget.take(len(coords) if isinstance(coords, list) else 0)
             groups.append(_positions_to_trace(coords, _prop_times(props, f"feature {i}"), fid, f"feature {i}"))
         elif gtype == "MultiLineString":
             if not isinstance(coords, list):
                 raise GPSFormatError(f"feature {i}: MultiLineString coordinates must be a list")
+            budget.take(sum(len(line) for line in coords if isinstance(line, list)))
             per_line = _split_line_times(_prop_times(props, f"feature {i}"), coords, f"feature {i}")
             for j, (line, t) in enumerate(zip(coords, per_line, strict=True)):
                 groups.append(_positions_to_trace(line, t, f"{fid}/{j}", f"feature {i} line {j}"))
         else:
-            raise GPSFormatError(f"feature {i}: unsupported geometry {gtype!r} (use LineString, MultiPoint or Point)")
+            raise GPSFormatError(
+                f"feature {i}: unsupported geometry {_short(gtype, 40)} (use LineString, MultiPoint or Point)")
     for key, (pts, ts) in point_groups.items():
         times = None if all(t is None for t in ts) else ts
         groups.append(_positions_to_trace(pts, times, key, f"Point features of {key!r}"))
@@ -209,11 +360,11 @@ def _positions_to_trace(
         raise GPSFormatError(f"{where}: coordinates must be a non-empty list of [lon, lat] positions")
     bad = next((k for k, c in enumerate(coords) if not (isinstance(c, list | tuple) and 2 <= len(c) <= 4)), None)
     if bad is not None:
-        raise GPSFormatError(f"{where}: position {bad} is not [lon, lat(, ele(, time))]: {coords[bad]!r}")
+        raise GPSFormatError(f"{where}: position {bad} is not [lon, lat(, ele(, time))]: {_short(coords[bad])}")
     try:
         lonlat = np.array([[c[0], c[1]] for c in coords], dtype=float)
     except (TypeError, ValueError) as exc:
-        raise GPSFormatError(f"{where}: coordinates must be numbers ({exc})") from exc
+        raise GPSFormatError(f"{where}: coordinates must be numbers ({_short(str(exc), 120)})") from None
     _check_lonlat(lonlat, f"{where} position")
     if times is None and all(len(c) == 4 for c in coords):
         times = [c[3] for c in coords]
@@ -234,7 +385,13 @@ _CSV_COLUMNS = {
 }
 
 
-def read_csv(source: str | bytes | Path) -> list[Trace]:
+def read_csv(
+    source: str | bytes | Path,
+    *,
+    max_points: int | None = None,
+    max_id_length: int | None = None,
+    max_line_chars: int | None = 65_536,
+) -> list[Trace]:
     """Traces from CSV with a header: ``trip_id, lon, lat, timestamp`` (any order).
 
     ``trip_id`` and ``timestamp`` are optional (one trace ``"trace"``; no times);
@@ -242,23 +399,27 @@ def read_csv(source: str | bytes | Path) -> list[Trace]:
     Rows are grouped by trip in order of first appearance and kept in file order
     (a backwards timestamp is reported later, not sorted away). Timestamps are epoch
     seconds or ISO 8601; a trip has times only if none of its timestamps is empty.
+
+    The rows are first checked one line at a time, stopping at the first that breaks a
+    limit: a line longer than ``max_line_chars``, more rows than ``max_points``
+    (:class:`GPSLimitError`), or non-empty fields beyond the header's columns.
     """
     text = _read_text(source, "CSV")
+    _check_csv_rows(text, max_points, max_line_chars)
     try:
         # index_col=False: with a trailing comma on the data rows (one field more than the
         # header) pandas would otherwise take the first column as the index and shift the rest
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)  # extra empty fields: checked above
             df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
                              index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GPSFormatError(f"not a valid CSV document: {exc}") from exc
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        _check_csv_row_lengths(text)  # pandas dropped fields beyond the header's: only empty ones are fine
+        raise GPSFormatError(f"not a valid CSV document: {_short(str(exc), 200)}") from None
     cols = {c.strip().lower(): c for c in df.columns}
     found = {k: next((cols[a] for a in aliases if a in cols), None) for k, aliases in _CSV_COLUMNS.items()}
     if found["lon"] is None or found["lat"] is None:
-        raise GPSFormatError(f"CSV needs 'lon' and 'lat' columns (header: {list(df.columns)}){_path_hint(source)}")
+        raise GPSFormatError(
+            f"CSV needs 'lon' and 'lat' columns (header: {_short(list(df.columns), 200)}){_path_hint(source)}")
     if len(df) == 0:
         raise GPSFormatError("the CSV has a header but no rows")
     lon = pd.to_numeric(df[found["lon"]].str.strip(), errors="coerce").to_numpy(float)
@@ -268,14 +429,15 @@ def read_csv(source: str | bytes | Path) -> list[Trace]:
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
         raise GPSFormatError(
-            f"CSV line {r + 2}: invalid position lon={df[found['lon']].iloc[r]!r} lat={df[found['lat']].iloc[r]!r} "
-            f"({int((~ok).sum())} bad row(s))"
+            f"CSV line {r + 2}: invalid position lon={_short(df[found['lon']].iloc[r])} "
+            f"lat={_short(df[found['lat']].iloc[r])} ({int((~ok).sum())} bad row(s))"
         )
     ids = df[found["trip_id"]].str.strip().to_numpy(str) if found["trip_id"] else np.full(len(df), "trace")
     raw_t = df[found["timestamp"]].str.strip() if found["timestamp"] else None
     traces = []
     for tid, idx in pd.Series(np.arange(len(df))).groupby(ids, sort=False):
         rows = idx.to_numpy()
+        _check_id(str(tid), f"CSV line {int(rows[0]) + 2}", max_id_length)
         times = None
         if raw_t is not None:
             vals = raw_t.iloc[rows]
@@ -285,24 +447,43 @@ def read_csv(source: str | bytes | Path) -> list[Trace]:
     return traces
 
 
-def _check_csv_row_lengths(text: str) -> None:
-    """GPSFormatError for the first row with a non-empty field beyond the header's columns."""
-    rows = csv.reader(io.StringIO(text), skipinitialspace=True)
-    width = len(next(rows, []))
-    for row in rows:
-        if len(row) > width and any(f.strip() for f in row[width:]):
-            raise GPSFormatError(
-                f"CSV line {rows.line_num}: {len(row)} fields but the header has {width} columns ({row!r})"
-            )
+def _check_csv_rows(text: str, max_points: int | None, max_line_chars: int | None) -> None:
+    """Stream the rows once, before pandas reads them: long lines, too many rows, fields beyond the header.
+
+    Lines are handed to the csv module one at a time, so a huge line is refused before
+    it is split into fields, and a document with too many rows before the rest is read.
+    Empty fields beyond the header's (a trailing comma) are fine.
+    """
+
+    def lines() -> Iterator[str]:
+        for number, line in enumerate(io.StringIO(text), start=1):
+            if max_line_chars is not None and len(line) > max_line_chars:
+                raise GPSLimitError(f"CSV line {number} has {len(line)} characters; the limit is {max_line_chars}",
+                                    "max_line_chars", max_line_chars)
+            yield line
+
+    rows = csv.reader(lines(), skipinitialspace=True)
+    try:
+        width = len(next(rows, []))
+        for n, row in enumerate(rows, start=1):
+            if max_points is not None and n > max_points:
+                raise GPSLimitError(f"the CSV holds more than {max_points} rows (the point limit)", "max_points",
+                                    max_points)
+            if len(row) > width and any(f.strip() for f in row[width:]):
+                raise GPSFormatError(
+                    f"CSV line {rows.line_num}: {len(row)} fields but the header has {width} columns "
+                    f"({_short(row[: width + 2], 120)})"
+                )
+    except csv.Error as exc:
+        raise GPSFormatError(f"not a valid CSV document: line {rows.line_num}: {_short(str(exc), 200)}") from None
 
 
 # ---------------------------------------------------------------------- shared
 def _read_xml_text(source: str | bytes | Path) -> str:
     """GPX text; bytes are decoded as their BOM or XML declaration says (UTF-8 if neither, as XML specifies).
 
-    The declaration is then dropped from the text, so the XML parser (the same as for
-    any other document: no external entities, expat's entity-expansion limits) sees
-    text that agrees with it.
+    The declaration is then dropped from the text, so the XML parser sees text that
+    agrees with it. Only text encodings are accepted (not codecs' bytes transforms).
     """
     source = _read_file(source, "GPX")
     if isinstance(source, bytes | bytearray):
@@ -319,43 +500,20 @@ def _read_xml_text(source: str | bytes | Path) -> str:
             encoding = m.group(3).strip() if m else "UTF-8"
         try:
             codec = codecs.lookup(encoding)
-        except LookupError as exc:
-            raise GPSFormatError(f"GPX declares an unknown encoding {encoding!r}") from exc
+        except LookupError:
+            raise GPSFormatError(f"GPX declares an unknown encoding {_short(encoding, 60)}") from None
+        # codecs also holds bytes-to-bytes transforms (base64, zlib, hex, uu, rot13) and 'undefined'
+        if not getattr(codec, "_is_text_encoding", True) or codec.name in _NOT_TEXT_CODECS:
+            raise GPSFormatError(f"GPX declares {_short(encoding, 60)}, which is not a text encoding")
         if codec.name == "utf-8":
             codec = codecs.lookup("utf-8-sig")
         try:
             source = data.decode(codec.name)
-        except UnicodeDecodeError as exc:
+        except (UnicodeError, LookupError) as exc:  # UnicodeDecodeError, or a codec that refuses to decode
             said = "as its XML declaration says" if m else "the default without an encoding declaration"
-            raise GPSFormatError(f"GPX is not {encoding} text ({said}): {exc}") from exc
+            raise GPSFormatError(f"GPX is not {encoding} text ({said}): {_short(str(exc), 200)}") from None
         source = _XML_DECL.sub(r"\1", source, count=1)
     return _read_text(source, "GPX")
-
-
-def _gpx_time_texts(text: str) -> dict[tuple[Any, ...], list[str | None]]:
-    """The ``<time>`` text of every point, keyed like the groups of :func:`read_gpx` (``("trk", i, j)``...)."""
-    try:
-        root = ElementTree.fromstring(text)  # what gpxpy parsed a moment ago, with the same parser
-    except ElementTree.ParseError:
-        return {}
-
-    def local(tag: Any) -> str:
-        return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-    def times(points: list[ElementTree.Element]) -> list[str | None]:
-        return [next(((c.text or "").strip() for c in p if local(c.tag) == "time"), None) for p in points]
-
-    def children(el: ElementTree.Element, name: str) -> list[ElementTree.Element]:
-        return [c for c in el if local(c.tag) == name]
-
-    out: dict[tuple[Any, ...], list[str | None]] = {}
-    for i, trk in enumerate(children(root, "trk")):
-        for j, seg in enumerate(children(trk, "trkseg")):
-            out["trk", i, j] = times(children(seg, "trkpt"))
-    for i, rte in enumerate(children(root, "rte")):
-        out["rte", i] = times(children(rte, "rtept"))
-    out["wpt",] = times(children(root, "wpt"))
-    return out
 
 
 def _path_hint(source: object) -> str:
@@ -422,7 +580,7 @@ def _parse_times(values: Sequence[Any], where: str, first_line: int | None = Non
                 raise ValueError("not finite")
         except (TypeError, ValueError) as exc:
             loc = f"line {first_line + i}" if first_line is not None else f"point {i}"
-            raise GPSFormatError(f"{where}, {loc}: unreadable time {v!r} ({exc})") from exc
+            raise GPSFormatError(f"{where}, {loc}: unreadable time {_short(v)} ({_short(str(exc), 120)})") from None
     return out
 
 

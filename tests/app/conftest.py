@@ -7,10 +7,15 @@ independent and fast.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +45,7 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
         "worker_poll_s": 0.1,
         "api_key": None,
         "log_level": "warning",
+        "allowed_hosts": ["testserver"],  # the TestClient's Host
     }
     values.update(overrides)
     return Settings(**values)
@@ -127,6 +133,53 @@ def lonlat_param(points) -> str:
     return ";".join(f"{x},{y}" for x, y in points)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def real_server(data_dir: Path, log: Path, workers: int = 2, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m app serve`` (what ./scripts/serve runs) on Monaco and a free port: ``(base url, process)``.
+
+    ``env``: extra ``ROUTEIRL_*`` variables (names without the prefix, e.g. ``API_KEY="k"``).
+    Stopped with SIGTERM (SIGKILL after 20 s) at the end.
+    """
+    import httpx
+
+    port = free_port()
+    environ = {**os.environ, "ROUTEIRL_DATA_DIR": str(data_dir), "ROUTEIRL_NETWORK": str(MONACO),
+               "ROUTEIRL_DEMO": "never", "ROUTEIRL_WORKER_POLL_S": "0.2", "ROUTEIRL_LOG_LEVEL": "warning",
+               "OPENBLAS_NUM_THREADS": "1", **{f"ROUTEIRL_{k}": v for k, v in env.items()}}
+    environ.pop("ROUTEIRL_DATABASE", None)
+    cmd = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.fixture(scope="session")
 def helpers():
     """The helpers above, for test modules (``--import-mode=importlib`` cannot import conftest)."""
@@ -134,5 +187,5 @@ def helpers():
 
     return SimpleNamespace(
         ROOT=ROOT, MONACO=MONACO, API_KEY=API_KEY, make_settings=make_settings, wait_for=wait_for,
-        wait_job=wait_job, lonlat_param=lonlat_param,
+        wait_job=wait_job, lonlat_param=lonlat_param, real_server=real_server, free_port=free_port,
     )

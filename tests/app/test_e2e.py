@@ -148,7 +148,7 @@ def test_end_to_end(tmp_path: Path, helpers):
              422, "validation_error"),
             (c.get("/v1/destinations", params={"coordinates": "1,2;x"}), 422, "validation_error"),
             (c.get("/v1/destinations", params={"coordinates": "0,0"}), 422, "point_off_network"),
-            (c.get("/v1/trajectories/999999"), 404, "trajectory_not_found"),
+            (c.get("/v1/trajectories/999999", headers=auth), 404, "trajectory_not_found"),
             (c.get("/v1/models/999999"), 404, "model_not_found"),
             (c.get("/v1/jobs/999999"), 404, "job_not_found"),
         ]:
@@ -156,14 +156,14 @@ def test_end_to_end(tmp_path: Path, helpers):
             body = resp.json()
             assert set(body) == {"code", "message", "details"} and body["code"] == code and body["message"]
 
-        n_trips = c.get("/v1/trajectories").json()["total"]
+        n_trips = c.get("/v1/trajectories", headers=auth).json()["total"]
         assert n_trips == len(accepted)
         c.proc.kill()  # type: ignore[attr-defined]  # SIGKILL: no graceful shutdown
         c.proc.wait()  # type: ignore[attr-defined]
 
     with server(helpers.ROOT, data_dir, helpers.MONACO, log) as c:
-        assert c.get("/v1/trajectories").json()["total"] == n_trips
-        assert c.get("/v1/trajectories/" + str(accepted[0]["id"])).status_code == 200
+        assert c.get("/v1/trajectories", headers=auth).json()["total"] == n_trips
+        assert c.get("/v1/trajectories/" + str(accepted[0]["id"]), headers=auth).status_code == 200
         assert c.get("/v1/models/active").json()["id"] == model_id
         ready = c.get("/ready").json()
         assert ready["ready"] and ready["model_version"] == model_id

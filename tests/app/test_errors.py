@@ -21,7 +21,7 @@ def test_body_limit_with_declared_and_chunked_length(settings_factory):
 
     from app.main import create_app
 
-    with TestClient(create_app(settings_factory(max_body_bytes=2048))) as c:
+    with TestClient(create_app(settings_factory(max_json_body_bytes=2048))) as c:
         r = c.post("/v1/routes/probability", content=b"x" * 5000, headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
 
@@ -97,7 +97,7 @@ def test_the_body_limit_answer_names_the_model(settings_factory):
 
     from app.main import create_app
 
-    with TestClient(create_app(settings_factory(max_body_bytes=2048))) as c:
+    with TestClient(create_app(settings_factory(max_json_body_bytes=2048))) as c:
         r = c.post("/v1/routes/probability", content=b"x" * 5000, headers={"content-type": "application/json"})
         ok = c.get("/health")
     assert r.status_code == 413

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from app.storage import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, NewTrip, Storage
+from app.storage import FAILED, INTERRUPTED, RUNNING, SCHEMA_VERSION, SUCCEEDED, NewTrip, Storage
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def test_a_version_1_database_is_migrated(tmp_path):
     try:
         trip = storage.trips.get(1)
         assert trip is not None and trip.start_time == 17.5 and trip.tag is None
-        assert storage.db.con.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert storage.db.con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         storage.trips.insert("net", [NewTrip(points=[[0, 0], [0, 1]], path=[2, 3], tag="t")])
         assert storage.trips.count("net") == 2 and storage.trips.version() == 1
     finally:

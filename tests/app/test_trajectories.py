@@ -83,11 +83,14 @@ def test_post_gpx(client, trip_points):
     assert [a["trace_id"] for a in r.json()["accepted"]] == ["gpx1"]
 
 
-def test_gpx_outside_the_network_is_rejected_not_an_error(client, helpers):
+def test_gpx_outside_the_network_is_rejected_with_its_reason(client, helpers):
     gpx = (helpers.ROOT / "data" / "andorra_for_map_matching.gpx").read_bytes()  # Andorra, not Monaco
+    before = client.get("/v1/trajectories").json()["total"]
     r = client.post("/v1/trajectories", content=gpx, headers={"content-type": "application/gpx+xml"})
-    assert r.status_code == 201
-    assert r.json()["accepted"] == [] and r.json()["rejected"][0]["reason"] in ("off_network", "too_short")
+    # nothing usable: not 201 (nothing was created), and the reason of each trip is in the details
+    assert r.status_code == 422 and r.json()["code"] == "no_trips_accepted"
+    assert r.json()["details"]["rejected"][0]["reason"] in ("off_network", "too_short")
+    assert client.get("/v1/trajectories").json()["total"] == before
 
 
 @pytest.mark.parametrize(
@@ -172,4 +175,9 @@ def test_api_key_required_for_uploads(keyed_client, trip_points):
     assert r.status_code == 401 and r.json()["code"] == "unauthorized"
     assert keyed_client.post("/v1/trajectories", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
     assert keyed_client.post("/v1/trajectories", json=body, headers={"X-API-Key": "test-key"}).status_code == 201
-    assert keyed_client.get("/v1/trajectories").status_code == 200  # reads need no key
+    # stored trips are raw GPS: with a key set, reading them needs it too
+    assert keyed_client.get("/v1/trajectories").status_code == 401
+    assert keyed_client.get("/v1/trajectories/1").status_code == 401
+    assert keyed_client.get("/v1/trajectories", headers={"X-API-Key": "test-key"}).status_code == 200
+    assert keyed_client.get("/v1/trajectories/1", headers={"X-API-Key": "test-key"}).status_code == 200
+    assert keyed_client.get("/v1/models").status_code == 200  # models and queries need no key

@@ -4,24 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.api.deps import ERROR_RESPONSES, ApiKey, DbId, PageParams, RuntimeDep
-from app.schemas import JobOut, ModelOut, Page, TrainRequest
+from app.api.deps import ERROR_RESPONSES, IDEMPOTENCY_KEY_PATTERN, ApiKey, DbId, PageParams, RuntimeDep
+from app.schemas import ErrorOut, JobOut, ModelOut, Page, TrainRequest
 from app.services import models as service
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
 
 @router.post("", status_code=202, response_model=JobOut, dependencies=[ApiKey],
+             responses={429: {"model": ErrorOut, "description": "Too many jobs queued or running "
+                              "(`too_many_jobs`, ROUTEIRL_MAX_UNFINISHED_JOBS); see Retry-After"}},
              summary="Train a model on the stored trips (runs in a worker process)")
-def train(rt: RuntimeDep, response: Response, body: TrainRequest | None = None) -> dict[str, Any]:
+def train(
+    rt: RuntimeDep,
+    response: Response,
+    body: TrainRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Any unique string: a retry with the same key and options gets the first answer and "
+        "queues no second job.")] = None,
+) -> dict[str, Any]:
     """Queues a training job and answers at once; poll ``GET /v1/jobs/{id}``. When the job
     succeeds the new model becomes active (unless ``activate`` is false); if it fails, the
-    previous model stays active."""
-    job = service.start_training(rt, body or TrainRequest())
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return service.job_view(job)
+    previous model stays active. At most ``ROUTEIRL_MAX_UNFINISHED_JOBS`` jobs wait or run at
+    once: 429 ``too_many_jobs`` (with ``Retry-After``) beyond."""
+    answer = service.start_training(rt, body or TrainRequest(), idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{answer.body['id']}"
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return answer.body
 
 
 @router.get("", response_model=Page, summary="List models, newest first")

@@ -8,16 +8,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from app.api.deps import ERROR_RESPONSES, ApiKey, DbId, PageParams, RuntimeDep
-from app.schemas import DeletedOut, IngestOut, Page, TagName, TripsIn
+from app.api.deps import ERROR_RESPONSES, IDEMPOTENCY_KEY_PATTERN, ApiKey, DbId, PageParams, RuntimeDep
+from app.api.errors import error_response
+from app.schemas import DeletedOut, ErrorOut, IngestOut, Page, TagName, TripsIn
 from app.services import uploads
 from app.services.errors import field_error
-from app.services.ingest import ingest
+from app.services.ingest import upload as upload_documents
 from app.services.trips import delete_tagged, delete_trip, trip_geojson, trip_summary
 
 router = APIRouter(prefix="/v1/trajectories", tags=["trajectories"], responses=ERROR_RESPONSES)
@@ -48,33 +50,46 @@ _UPLOAD_DOC: dict[str, Any] = {
         "(raw body or multipart `file` upload; CSV columns `trip_id, lon, lat, timestamp`).",
         "content": {
             "application/json": {"schema": _self_contained(TripsIn)},
-            "application/geo+json": {"schema": {"type": "object"}},
-            "application/gpx+xml": {"schema": {"type": "string"}},
-            "text/csv": {"schema": {"type": "string"}},
+            "application/geo+json": {"schema": {
+                "type": "object", "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": [
+                    "FeatureCollection", "Feature", "LineString", "MultiLineString", "MultiPoint", "Point"]}},
+            }},
+            "application/gpx+xml": {"schema": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+            "text/csv": {"schema": {"type": "string", "minLength": 1, "pattern": "\\S"}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "minItems": 1, "maxItems": 20,
+                                            "items": {"type": "string", "format": "binary"}}},
+                },
+                # the format of a file comes from its name, else from its part's content type
+                "encoding": {"file": {"contentType": "application/gpx+xml, text/csv, application/geo+json"}},
             },
         },
     }
 }
 
 
-async def _read_traces(request: Request) -> uploads.Traces:
-    """The traces of the body: a multipart upload (each ``file`` part a document) or a raw document."""
+#: Most files (and other fields) of a multipart upload.
+_MAX_PARTS = 20
+
+
+async def _read_documents(request: Request) -> list[uploads.Document]:
+    """The documents of the body: each ``file`` part of a multipart upload, or the raw body.
+
+    Only the bytes are read here (the multipart parser streams); parsing them is CPU work
+    that runs on the thread pool with the rest of the upload.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        form = await request.form()
+        form = await request.form(max_files=_MAX_PARTS, max_fields=_MAX_PARTS)
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
             raise field_error("body.file", "at least one file is required")
-        traces: uploads.Traces = []
-        for f in files:
-            traces.extend(uploads.traces_from_document(await f.read(), f.filename, f.content_type))
-        return traces
-    return uploads.traces_from_body(await request.body(), ctype)
+        return [uploads.Document(await f.read(), f.filename, f.content_type) for f in files]
+    return [uploads.Document(await request.body(), None, ctype, is_body=True)]
 
 
 @router.post(
@@ -83,6 +98,9 @@ async def _read_traces(request: Request) -> uploads.Traces:
     response_model=IngestOut,
     dependencies=[ApiKey],
     openapi_extra=_UPLOAD_DOC,
+    responses={422: {"model": ErrorOut, "description": "Malformed input, or no trip of the upload is usable "
+                     "(`no_trips_accepted`: nothing stored; `details.rejected` says why), or an Idempotency-Key "
+                     "reused for another request (`idempotency_key_reused`)"}},
     summary="Upload GPS trips (JSON, GeoJSON, GPX or CSV); map-match and store them",
 )
 async def upload(
@@ -92,15 +110,25 @@ async def upload(
     clean: Annotated[bool, Query(description="Reject too short / noisy / cyclic / off-network trips")] = True,
     tag: Annotated[TagName | None, Query(description="A label for these trips, to train on (or delete) them later")
                    ] = None,
-) -> dict[str, Any]:
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Any unique string (1-255 visible ASCII characters): a retry with the same key and the same "
+        "body gets the first answer (header Idempotent-Replayed: true) and stores nothing again.")] = None,
+) -> Any:
     """201 with ``accepted`` (a stored id per trip) and ``rejected`` (trips not used, each with a
-    ``reason``). A malformed body is a 422; too many trips or points a 413."""
-    traces = await _read_traces(request)
-    uploads.check_limits(rt.settings, traces)
-    return await run_in_threadpool(ingest, rt, traces, split, clean, tag)
+    ``reason``). A malformed body is a 422, an upload with no usable trip a 422 ``no_trips_accepted``
+    (nothing stored); too many trips or points a 413."""
+    documents = await _read_documents(request)
+    answer = await run_in_threadpool(upload_documents, rt, documents, split=split, clean=clean, tag=tag,
+                                     idempotency_key=idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    if answer.status >= 400:
+        body = answer.body
+        return error_response(answer.status, body["code"], body["message"], body.get("details"), headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-@router.get("", response_model=Page, summary="List stored trips (oldest first)")
+@router.get("", response_model=Page, dependencies=[ApiKey], summary="List stored trips (oldest first)")
 def list_trajectories(
     rt: RuntimeDep,
     page: PageParams,
@@ -112,7 +140,8 @@ def list_trajectories(
             "items": [trip_summary(rt, t) for t in trips]}
 
 
-@router.get("/{trip_id}", summary="One trip: GPS points and matched path as a GeoJSON FeatureCollection")
+@router.get("/{trip_id}", dependencies=[ApiKey],
+            summary="One trip: GPS points and matched path as a GeoJSON FeatureCollection")
 def get_trajectory(rt: RuntimeDep, trip_id: DbId) -> dict[str, Any]:
     """Two features: ``kind: gps`` (the raw points as a LineString, with ``times``) and
     ``kind: matched`` (the map-matched path, with its segment ids)."""
