@@ -7,7 +7,7 @@ import re
 
 from app.services.errors import TooLargeError, field_error
 
-__all__ = ["LONLAT_LIST_PATTERN", "LONLAT_PATTERN", "parse_lonlat", "parse_lonlat_list"]
+__all__ = ["BBOX_PATTERN", "LONLAT_LIST_PATTERN", "LONLAT_PATTERN", "parse_bbox", "parse_lonlat", "parse_lonlat_list"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _LON = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|\d{1,2})(?:\.\d+)?)"
@@ -17,6 +17,8 @@ _PAIR = rf"{_LON},{_LAT}(?:,{_NUMBER})?"
 LONLAT_PATTERN = rf"^{_PAIR}$"
 #: ``lon,lat;lon,lat;...`` (a trailing ``;`` allowed).
 LONLAT_LIST_PATTERN = rf"^{_PAIR}(?:;{_PAIR})*;?$"
+#: A box ``lon,lat,lon,lat``: two opposite corners, in either order.
+BBOX_PATTERN = rf"^{_LON},{_LAT},{_LON},{_LAT}$"
 _PAIR_RE = re.compile(_PAIR)
 
 
@@ -46,3 +48,13 @@ def parse_lonlat_list(text: str, field: str, max_points: int) -> list[tuple[floa
         raise TooLargeError(f"{len(items)} points in the query; the limit is {max_points}",
                             {"max_query_points": max_points})
     return [parse_lonlat(t, f"{field}[{i}]") for i, t in enumerate(items)]
+
+
+def parse_bbox(raw: str | None, field: str = "query.bbox") -> tuple[float, float, float, float] | None:
+    """``'lon,lat,lon,lat'`` (two opposite corners) -> ``(min_lon, min_lat, max_lon, max_lat)``; None if absent."""
+    if raw is None or not raw.strip():
+        return None
+    if not re.fullmatch(BBOX_PATTERN, raw.strip()):
+        raise field_error(field, f"expected 'lon,lat,lon,lat' (two corners, degrees in range), got {raw[:80]!r}")
+    x0, y0, x1, y1 = (float(x) for x in raw.split(","))
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)

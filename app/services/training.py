@@ -31,7 +31,7 @@ import numpy as np
 from app.services.network import load_network
 from app.settings import Settings
 from app.storage import FAILED, RUNNING, NewTrip, Storage, TripSelection
-from maxent_irl import FitProgress, InvalidPathError, MaxEntIRL, RouteMDP, RouteModel
+from maxent_irl import FitProgress, InvalidPathError, MaxEntIRL, MaxEntIRLError, RouteMDP, RouteModel
 from maxent_irl.model_selection import train_test_split
 from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
 from maxent_irl.uncertainty import covariance, information_matrix
@@ -293,6 +293,10 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         log.warning("job %d aborted: %s", job_id, exc)
         storage.jobs.finish(job_id, FAILED, error=f"aborted: {exc}")
         return 3
+    except (MaxEntIRLError, ValueError) as exc:  # the data or the options: a clear reason, no traceback
+        log.warning("job %d failed: %s: %s", job_id, type(exc).__name__, exc)
+        storage.jobs.finish(job_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+        return 0
     except Exception as exc:  # a failed fit must be recorded, whatever the reason
         log.exception("job %d failed", job_id)
         storage.jobs.finish(job_id, FAILED, error=f"{type(exc).__name__}: {exc}")

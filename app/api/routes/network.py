@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import ERROR_RESPONSES, RuntimeDep
+from app.api.params import BBOX_PATTERN, parse_bbox
 from app.services import network_geojson as service
-from app.services.errors import field_error
 
 router = APIRouter(prefix="/v1/network", tags=["network"], responses=ERROR_RESPONSES)
 
 GEOJSON = "application/geo+json"
-
-
-def parse_bbox(raw: str | None, field: str = "query.bbox") -> tuple[float, float, float, float] | None:
-    """``'min_lon,min_lat,max_lon,max_lat'`` -> a tuple (None if absent); a 422 ``validation_error`` otherwise."""
-    if raw is None or not raw.strip():
-        return None
-    try:
-        parts = tuple(float(x) for x in raw.split(","))
-    except ValueError:
-        raise field_error(field, f"expected 4 numbers 'min_lon,min_lat,max_lon,max_lat', got {raw!r}") from None
-    if len(parts) != 4 or not all(math.isfinite(x) for x in parts):
-        raise field_error(field, f"expected 4 numbers 'min_lon,min_lat,max_lon,max_lat', got {raw!r}")
-    x0, y0, x1, y1 = parts
-    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
-        raise field_error(field, "need -180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90")
-    return x0, y0, x1, y1
 
 
 @router.get(
@@ -43,8 +26,8 @@ def parse_bbox(raw: str | None, field: str = "query.bbox") -> tuple[float, float
 async def network(
     rt: RuntimeDep,
     request: Request,
-    bbox: Annotated[str | None, Query(description="Only streets meeting 'min_lon,min_lat,max_lon,max_lat'",
-                                      examples=["1.50,42.49,1.56,42.52"])] = None,
+    bbox: Annotated[str | None, Query(description="Only streets meeting the box 'lon,lat,lon,lat' (two corners)",
+                                      pattern=BBOX_PATTERN, examples=["1.50,42.49,1.56,42.52"])] = None,
 ) -> Response:
     """For drawing: the two directions of a two-way street are one feature (``oneway: false``).
     Each feature has ``states`` and ``segments`` ([u, v, key], one per direction), ``class``,
