@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from app.jobs.runner import JobRunner, stop_orphaned_worker
 from app.services.network import load_network, network_label
-from app.services.predictor import Candidates, Predictor
+from app.services.predictor import Predictor
 from app.settings import Settings
 from app.storage import CANCELLED, FAILED, INTERRUPTED, RUNNING, Storage
 from maxent_irl.roads import MapMatcher
@@ -160,25 +162,21 @@ class Runtime:
                 return
             if model_changed and not force and self._unloadable == active:
                 return  # already failed to load; do not retry (and log) every tick
-            candidates = Candidates.build(
-                self.net, self.storage.trips.destination_counts(self.fingerprint, self.settings.max_destinations)
-            )
+            destinations = np.asarray(self.storage.trips.destinations(self.fingerprint), dtype=np.int64)
             if model_changed:
                 record = self.storage.models.get(active)
                 if record is None:  # pragma: no cover - active_model references models(id)
                     return
                 try:
-                    self.predictor = Predictor(
-                        self.net, record, candidates, precompute_mb=self.settings.precompute_mb
-                    )
+                    self.predictor = Predictor(self.net, record, destinations)
                 except Exception:
                     log.exception("cannot load model %d; keeping model %s", active, current and current.version)
                     self._unloadable = active
                     return
-                log.info("active model is now %d (%d candidate destinations)", active, candidates.states.size)
+                log.info("active model is now %d (prior from %d stored destinations)", active, destinations.size)
             else:
                 assert current is not None
-                self.predictor = current.with_candidates(candidates)
+                self.predictor = current.with_destinations(destinations)
             self._trips_key = trips_key
 
     # --- geometry -------------------------------------------------------------------------------

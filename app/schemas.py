@@ -257,7 +257,8 @@ class DestinationsQuery(_In):
     coordinates: list[Coordinate] = Field(min_length=1, max_length=MAX_QUERY_POINTS_CEILING,
                                           description="The driven part of the trip, [[lon, lat], ...].")
     top: SInt | None = Field(None, ge=1, le=10_000, description="Number of destinations returned.")
-    full: SBool = Field(False, description="Also return the whole distribution over candidates.")
+    full: SBool = Field(False, description="Also list the segments holding 99.9 % of the posterior.")
+    heatmap: SBool = Field(False, description="Also return the posterior as a heat map of segments.")
 
 
 class RouteProbabilityIn(_In):

@@ -144,15 +144,6 @@ class Settings(BaseSettings):
     snap_distance_m: float = Field(
         200.0, gt=0, description="A query point farther than this from every road is 'off the network' (422)."
     )
-    max_destinations: int = Field(
-        500, ge=1, description="Cap on candidate destinations: the most frequent destinations of stored trips."
-    )
-    precompute_mb: float = Field(
-        256.0,
-        ge=0,
-        description="Memory budget (MB) for the precomputed log Z(segment, candidate) matrix that makes destination "
-        "queries fast; above it (or 0) each query solves instead.",
-    )
     default_top: int = Field(10, ge=1, description="Destinations returned when `top` is not given.")
     max_alternatives: int = Field(10, ge=0, description="Most sampled alternative routes a route query may ask for.")
     route_samples: int = Field(

@@ -102,11 +102,12 @@ def _served_by(rt: Runtime, predictor: Predictor) -> dict[str, Any]:
 
 
 def destinations(rt: Runtime, points: Sequence[Sequence[float]], top: int | None, full: bool,
-                 field: str) -> dict[str, Any]:
-    """The destination posterior of a partly driven trip: top destinations as a FeatureCollection."""
+                 field: str, heatmap: bool = False) -> dict[str, Any]:
+    """The destination posterior of a partly driven trip over every segment: the top destinations (clustered),
+    the point minimizing the expected distance to the destination, and on request the heat map."""
     predictor = active_predictor(rt)
     path = match_points(rt, points, field)
-    out = predictor.destinations(path, top or rt.settings.default_top, full)
+    out = predictor.destinations_answer(path, top or rt.settings.default_top, full, heatmap)
     out["matched"] = {"n_points": len(points), "n_segments": int(path.size),
                       "current_segment": rt.net.geojson.segment_id(int(path[-1]))}
     out.update(_served_by(rt, predictor))

@@ -34,6 +34,7 @@ from app.storage import FAILED, RUNNING, NewTrip, Storage, TripSelection
 from maxent_irl import FitProgress, InvalidPathError, MaxEntIRL, MaxEntIRLError, RouteMDP, RouteModel
 from maxent_irl.model_selection import train_test_split
 from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
+from maxent_irl.roads.destinations import fit_destination_prior
 from maxent_irl.uncertainty import covariance, information_matrix
 
 __all__ = ["JobAbortedError", "ScreenedTrips", "progress_fraction", "run_job", "screen_trips", "selection_from_options",
@@ -50,7 +51,8 @@ MAX_NAMED_SET_ASIDE = 200
 #: The share of a job's progress bar (``progress.fraction``) each stage spans, from its start to its end.
 STAGE_SHARES: dict[str, tuple[float, float]] = {
     "loading network": (0.0, 0.02), "simulating demo trips": (0.02, 0.08), "reading trips": (0.08, 0.1),
-    "fitting": (0.1, 0.7), "standard errors": (0.7, 0.95), "evaluating": (0.95, 0.99), "done": (1.0, 1.0)}
+    "fitting": (0.1, 0.65), "standard errors": (0.65, 0.85), "destination prior": (0.85, 0.95),
+    "evaluating": (0.95, 0.99), "done": (1.0, 1.0)}
 
 
 def progress_fraction(stage: str, done: float = 0.0) -> float:
@@ -263,6 +265,9 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
                         log_likelihood=_finite(est.log_likelihood_))
         write_progress(force=True)
         se = _standard_errors(mdp, train, est, l2, se_column_done)
+        progress.update(stage="destination prior")
+        write_progress(force=True)
+        prior = fit_destination_prior(net, est.model_, train)
         progress.update(stage="evaluating")
         write_progress(force=True)
         metrics = {
@@ -271,6 +276,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
             "trips": trips.summary(),
             "absent_features": absent,
             "standard_errors": {n: _finite(v) for n, v in zip(mdp.feature_names, se, strict=True)},
+            "destination_prior": prior.to_dict(),
             "regularization": l2,
             "n_iter": int(est.n_iter_),
             "converged": bool(est.converged_),

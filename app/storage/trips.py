@@ -105,6 +105,11 @@ class TripStore:
         rows = self.db.con.execute("SELECT network, COUNT(*) FROM trips GROUP BY network ORDER BY network")
         return [(str(r[0]), int(r[1])) for r in rows.fetchall()]
 
+    def destinations(self, network: str) -> list[int]:
+        """The destination state of every trip of ``network`` (with repeats), oldest first."""
+        rows = self.db.con.execute("SELECT destination FROM trips WHERE network = ? ORDER BY id", (network,))
+        return [int(r[0]) for r in rows.fetchall()]
+
     def destination_counts(self, network: str, limit: int) -> list[tuple[int, int]]:
         """``(state, count)`` of the ``limit`` most frequent trip destinations (ties: lower state)."""
         rows = self.db.con.execute(

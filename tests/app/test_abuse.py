@@ -40,7 +40,7 @@ RSS_BOUND_MB = 1000
 #: Bound on the growth of any API process over the battery (its VmHWM minus its RSS before the first input).
 GROWTH_BOUND_MB = 300
 
-TIMEOUTS = {"TIMEOUT_HEADERS_S": "2", "TIMEOUT_BODY_S": "4", "TIMEOUT_BODY_IDLE_S": "2"}
+TIMEOUTS = {"TIMEOUT_HEADERS_S": "2", "TIMEOUT_BODY_S": "3", "TIMEOUT_BODY_IDLE_S": "2"}  # well inside 5 s
 MONACO_PT = (7.4246, 43.7384)
 
 
