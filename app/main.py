@@ -46,7 +46,8 @@ learning, Ziebart et al. 2008) and use the learned model to predict destinations
 """
 
 #: The upload endpoint: its body limit is ROUTEIRL_MAX_BODY_BYTES, every other one's ROUTEIRL_MAX_JSON_BODY_BYTES.
-UPLOAD_PATH = "/v1/trajectories"
+#: Endpoints that take GPS documents: the upload body limit (the others take the small JSON limit).
+DOCUMENT_PATHS = frozenset({"/v1/trajectories", "/v1/match"})
 
 
 def _configure_logging(level: str) -> None:
@@ -163,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return (None, None) if rt is None else rt.header_values()
 
     def body_limit(scope: MutableMapping[str, Any]) -> tuple[int, str]:
-        if scope["path"] == UPLOAD_PATH:
+        if scope["path"] in DOCUMENT_PATHS:
             return settings.max_body_bytes, "max_body_bytes"
         return settings.max_json_body_bytes, "max_json_body_bytes"
 

@@ -3,11 +3,23 @@
 :data:`ROUTERS` is what :func:`app.main.create_app` mounts, in the order of the OpenAPI document.
 """
 
-from app.api.routes import destinations, health, jobs, models, network, routes, trajectories, visitation, web
+from app.api.routes import (
+    destinations,
+    health,
+    jobs,
+    match,
+    models,
+    network,
+    routes,
+    trajectories,
+    visitation,
+    web,
+)
 
 ROUTERS = [
     health.router,
     trajectories.router,
+    match.router,
     models.router,
     jobs.router,
     destinations.router,

@@ -139,6 +139,8 @@ def test_end_to_end(tmp_path: Path, helpers):
         assert r.status_code == 200 and r.json()["features"]
         r = c.post("/v1/routes/probability", json={"points": pts})
         assert r.status_code == 200 and r.json()["log_probability"] <= 0
+        r = c.post("/v1/match", json={"trips": [{"id": "m", "points": pts}]})
+        assert r.status_code == 200 and r.json()["traces"][0]["n_points"] == len(pts) and r.json()["features"]
 
         # error bodies
         for resp, status, code in [
@@ -151,6 +153,14 @@ def test_end_to_end(tmp_path: Path, helpers):
             (c.get("/v1/trajectories/999999", headers=auth), 404, "trajectory_not_found"),
             (c.get("/v1/models/999999"), 404, "model_not_found"),
             (c.get("/v1/jobs/999999"), 404, "job_not_found"),
+            # /v1/match: empty, one point, NaN, swapped lat/lon, off the network, too many points
+            (c.post("/v1/match", content=b"", headers={"content-type": "application/json"}), 422, "validation_error"),
+            (c.post("/v1/match", json={"trips": [{"points": [pts[0]]}]}), 422, "validation_error"),
+            (c.post("/v1/match", content=b'{"trips": [{"points": [[7.42, 43.73], [NaN, 1]]}]}',
+                    headers={"content-type": "application/json"}), 422, "validation_error"),
+            (c.post("/v1/match", json={"trips": [{"points": [[y, x] for x, y in pts]}]}), 422, "point_off_network"),
+            (c.post("/v1/match", json={"trips": [{"points": [[0, 0], [0.01, 0.01]]}]}), 422, "point_off_network"),
+            (c.post("/v1/match", json={"trips": [{"points": [pts[0]] * 20_001}]}), 413, "payload_too_large"),
         ]:
             assert resp.status_code == status, resp.text
             body = resp.json()
