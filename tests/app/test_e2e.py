@@ -237,3 +237,19 @@ def test_two_worker_processes(tmp_path: Path, helpers):
         while any(_alive(p) for p in workers):
             assert time.monotonic() < deadline, f"orphaned workers {workers} still running"
             time.sleep(0.2)
+
+
+def test_the_service_starts_on_an_osm_pbf_extract(tmp_path: Path, helpers):
+    """A .osm.pbf as Geofabrik hands it out: the service builds the same network as from the OSM XML."""
+    import osmium
+
+    from maxent_irl.roads import RoadNetwork
+
+    pbf = tmp_path / "monaco.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as writer:
+        for obj in osmium.FileProcessor(str(helpers.MONACO)):
+            writer.add(obj)
+    expected = RoadNetwork.load(helpers.MONACO).fingerprint
+    with server(helpers.ROOT, tmp_path / "data", pbf, tmp_path / "server.log") as c:
+        assert c.get("/health").status_code == 200
+        assert c.get("/ready").json()["network"]["fingerprint"] == expected
