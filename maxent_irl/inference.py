@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +31,10 @@ from maxent_irl.soft_values import (
 )
 from maxent_irl.visitation import forward_pass
 
-__all__ = ["RouteModel", "Visits", "validate_reference_policy"]
+__all__ = ["ROW_CACHE_BYTES", "RouteModel", "Visits", "validate_reference_policy"]
+
+#: Memory for the rows of M a model keeps (at least two, at most 64 rows).
+ROW_CACHE_BYTES = 128 << 20
 
 
 @dataclass
@@ -95,6 +100,9 @@ class RouteModel:
         self._system: LinearSystem | None = None
         self._per_destination = False
         self._reverse: RouteMDP | None = None
+        # rows of M by state, most recent last: a trip in progress asks with the same start A again and again
+        self._rows: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._rows_lock = threading.Lock()
 
     # -- shared machinery -------------------------------------------------------------
     @property
@@ -289,10 +297,26 @@ class RouteModel:
         solves); exact in log space where they underflow (:func:`~maxent_irl.soft_values.log_rows`).
         """
         a = self.mdp.check_states(states, "state")
-        if self._reverse is None and (self._global_system() is None or np.max(self.logw, initial=-np.inf) > 0):
-            self._reverse = reversed_mdp(self.mdp)
-        rows: np.ndarray = log_rows(self.mdp, self.logw, self._global_system(), a, self.ordering, self._reverse)
-        return rows
+        with self._rows_lock:
+            cached = {int(s): self._rows[int(s)] for s in a.tolist() if int(s) in self._rows}
+        todo = np.array(sorted({int(s) for s in a.tolist()} - set(cached)), dtype=np.int64)
+        if todo.size:
+            if self._reverse is None and (self._global_system() is None or np.max(self.logw, initial=-np.inf) > 0):
+                self._reverse = reversed_mdp(self.mdp)
+            new = log_rows(self.mdp, self.logw, self._global_system(), todo, self.ordering, self._reverse)
+            keep = max(2, min(64, ROW_CACHE_BYTES // (8 * self.mdp.n_states)))
+            with self._rows_lock:
+                for s, row in zip(todo.tolist(), new, strict=True):
+                    row.setflags(write=False)
+                    cached[s] = self._rows[s] = row
+                while len(self._rows) > keep:
+                    self._rows.popitem(last=False)
+        with self._rows_lock:
+            for s in cached:
+                if s in self._rows:
+                    self._rows.move_to_end(s)
+        out: np.ndarray = np.array([cached[int(s)] for s in a.tolist()])
+        return out
 
     def destination_log_posterior(self, partial_path: Sequence[int] | np.ndarray,
                                   log_prior: np.ndarray | None = None,
