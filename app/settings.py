@@ -183,12 +183,31 @@ class Settings(BaseSettings):
         description="Solver threads of the training worker. Default: "
         "CPU count - 1, so one core is left for queries.",
     )
+    # --- a Dask cluster (optional) ------------------------------------------------------------
+    dask_scheduler: str | None = Field(
+        None,
+        description="Address of a Dask scheduler (`tcp://host:8786`). When set, training jobs solve the "
+        "likelihood's destinations on its workers, and uploads of at least `dask_min_traces` traces are "
+        "map-matched there. Unset (the default): everything runs on this machine and Dask is not imported.",
+    )
+    dask_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to wait for the Dask scheduler and a first worker before giving up."
+    )
+    dask_min_traces: int = Field(
+        200, ge=1, description="Uploads with at least this many traces are map-matched on the Dask cluster."
+    )
     worker_nice: int = Field(
         10, ge=0, le=19, description="Niceness added to the training worker, so queries win the CPU when it is short."
     )
     worker_poll_s: float = Field(
         1.0, gt=0, description="How often the API checks the worker and the active model (seconds)."
     )
+
+    @field_validator("dask_scheduler", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty variable (docker compose's ``${ROUTEIRL_DASK_SCHEDULER:-}``) means no cluster."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

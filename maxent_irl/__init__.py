@@ -8,6 +8,7 @@ is a thin learner and :class:`RouteModel` answers queries for a known ``theta``.
 """
 
 from maxent_irl.exceptions import (
+    DistributedError,
     InvalidMDPError,
     InvalidParameterError,
     InvalidPathError,
@@ -22,6 +23,7 @@ from maxent_irl.learning import FitProgress, MaxEntIRL
 from maxent_irl.mdp import RouteMDP
 
 __all__ = [
+    "DistributedError",
     "FitProgress",
     "InvalidMDPError",
     "InvalidParameterError",

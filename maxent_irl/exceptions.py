@@ -46,3 +46,7 @@ class UnreachableDestinationError(MaxEntIRLError, ValueError):
 
 class NotFittedError(MaxEntIRLError, AttributeError):
     """An inference method was called before :meth:`MaxEntIRL.fit`."""
+
+
+class DistributedError(MaxEntIRLError, RuntimeError):
+    """The Dask cluster a computation was given could not be reached or was lost during it."""

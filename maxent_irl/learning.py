@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,11 @@ class MaxEntIRL(BaseEstimator):
     max_iter: maximum L-BFGS iterations (default 500).
     callback: called with a :class:`~maxent_irl.base.FitProgress` after every iteration; return ``False`` to stop.
     n_jobs: solver threads during ``fit`` (default None: the process's policy, :mod:`maxent_irl.parallel`).
+    client: a Dask cluster for the likelihood's solves: a ``distributed.Client`` or a scheduler address
+        such as ``"tcp://host:8786"`` (default None: everything runs in this process and Dask is not
+        imported). Each worker factorizes ``I - W`` per ``theta`` and solves its share of the destinations
+        (:mod:`maxent_irl.distributed`); the results equal the one-process ones. A cluster that cannot be
+        reached or is lost raises :class:`~maxent_irl.exceptions.DistributedError`.
 
     Learned attributes: ``theta_`` ``(k,)``, ``model_`` (a :class:`RouteModel` for ``theta_``), ``n_iter_``,
     ``converged_``, ``message_``, ``log_likelihood_`` (total, training trips), ``n_trips_``,
@@ -66,6 +71,7 @@ class MaxEntIRL(BaseEstimator):
         max_iter: int = 500,
         callback: FitCallback | None = None,
         n_jobs: int | None = None,
+        client: Any = None,
     ) -> None:
         self.alpha = alpha
         self.reference_policy = reference_policy
@@ -77,6 +83,7 @@ class MaxEntIRL(BaseEstimator):
         self.max_iter = max_iter
         self.callback = callback
         self.n_jobs = n_jobs
+        self.client = client
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray]) -> MaxEntIRL:
@@ -104,6 +111,33 @@ class MaxEntIRL(BaseEstimator):
         theta0 = np.clip(theta0, lo, hi)
         theta0 = self._convergent_start(mdp, theta0, lo, hi, log_pi0, ordering, relevant_states(mdp, trips))
 
+        evaluate = self._evaluator(mdp, trips, log_pi0, ordering)
+        try:
+            return self._minimize(mdp, trips, theta0, lo, hi, used, ordering, evaluate)
+        finally:
+            close = getattr(evaluate, "close", None)
+            if close is not None:
+                close()
+
+    def _evaluator(
+        self, mdp: RouteMDP, trips: TripSet, log_pi0: np.ndarray | None, ordering: np.ndarray
+    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """``theta -> (log-likelihood, gradient)``: in this process, or on the Dask cluster ``client``."""
+        if self.client is None:
+            def local(theta: np.ndarray) -> tuple[float, np.ndarray]:
+                logw = transition_log_weights(mdp.features, theta, self.alpha, log_pi0)
+                return log_likelihood_and_gradient(mdp, trips, logw, self.alpha, ordering)
+
+            return local
+        from maxent_irl.distributed import DaskObjective  # Dask only when a cluster is configured
+
+        return DaskObjective(self.client, mdp, trips, self.alpha, log_pi0, ordering)
+
+    def _minimize(
+        self, mdp: RouteMDP, trips: TripSet, theta0: np.ndarray, lo: np.ndarray, hi: np.ndarray, used: np.ndarray,
+        ordering: np.ndarray, evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    ) -> MaxEntIRL:
+        k = mdp.n_features
         scale = 1.0 / trips.n_trips
         # L-BFGS works on u = theta * s (see feature_rms)
         self.feature_scale_ = feature_rms(mdp, trips)
@@ -114,7 +148,7 @@ class MaxEntIRL(BaseEstimator):
         def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
             theta = self._theta_from_x(x, k)
             try:
-                ll, g = self._ll_grad(mdp, trips, theta, log_pi0, ordering)
+                ll, g = evaluate(theta)
             except PartitionFunctionDivergedError:
                 # Z is infinite here: report a value worse than any seen, with a gradient
                 # pointing back along the step, so the line search shrinks the step.
@@ -179,12 +213,6 @@ class MaxEntIRL(BaseEstimator):
         self.absent_features_ = [name for name, u in zip(mdp.feature_names, used, strict=True) if not u]
         logger.info("fit: %d iterations, log-likelihood %.4f (%s)", self.n_iter_, self.log_likelihood_, message)
         return self
-
-    def _ll_grad(
-        self, mdp: RouteMDP, trips: TripSet, theta: np.ndarray, log_pi0: np.ndarray | None, ordering: np.ndarray
-    ) -> tuple[float, np.ndarray]:
-        logw = transition_log_weights(mdp.features, theta, self.alpha, log_pi0)
-        return log_likelihood_and_gradient(mdp, trips, logw, self.alpha, ordering)
 
     def _validate_params(self) -> None:
         if not (np.isfinite(self.alpha) and self.alpha > 0):

@@ -26,8 +26,8 @@ from maxent_irl.soft_values import (
 )
 from maxent_irl.visitation import forward_pass
 
-__all__ = ["TripSet", "feature_rms", "log_likelihood_and_gradient", "make_trip_set", "pair_log_partition",
-           "relevant_states"]
+__all__ = ["TripSet", "feature_rms", "likelihood_from_terms", "log_likelihood_and_gradient", "make_trip_set",
+           "pair_log_partition", "pair_terms", "relevant_states"]
 
 #: Elements of one ``(n_states, chunk)`` array; bounds the memory of a pass.
 CHUNK_ELEMENTS = 1 << 25
@@ -140,6 +140,49 @@ def relevant_states(mdp: RouteMDP, trips: TripSet) -> np.ndarray:
     return relevant
 
 
+def pair_terms(
+    mdp: RouteMDP,
+    logw: np.ndarray,
+    pair_origin: np.ndarray,
+    pair_dest: np.ndarray,
+    pair_count: np.ndarray,
+    ordering: np.ndarray | None = None,
+    relevant: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log Z`` ``(P,)`` of each pair and the expected transition counts ``(T,)`` of their trips.
+
+    One factorization of ``I - W`` (on the ``relevant`` states), then the batched backward and
+    forward passes. This is the unit of work a Dask worker runs on its share of the pairs
+    (:mod:`maxent_irl.distributed`); in one process it runs on all of them.
+    """
+    many = np.unique(pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
+    system = global_system(mdp, logw, ordering, with_transpose=many, relevant=relevant)
+    log_z, E = pair_log_partition(mdp, logw, system, pair_origin, pair_dest, ordering, forward_counts=pair_count)
+    assert E is not None
+    return log_z, E
+
+
+def likelihood_from_terms(
+    mdp: RouteMDP, trips: TripSet, logw: np.ndarray, log_z: np.ndarray, expected_features: np.ndarray,
+    alpha: float = 1.0,
+) -> tuple[float, np.ndarray]:
+    """Total log-likelihood and gradient ``(k,)`` from each pair's ``log Z`` and the expected feature counts ``(k,)``.
+
+    Raises :class:`~maxent_irl.exceptions.UnreachableDestinationError` when a pair's ``Z`` is 0.
+    """
+    if np.any(~np.isfinite(log_z)):
+        bad = int(np.flatnonzero(~np.isfinite(log_z))[0])
+        raise UnreachableDestinationError(
+            f"destination {int(trips.pair_dest[bad])} is unreachable from {int(trips.pair_origin[bad])} "
+            "under this model"
+        )
+    used = trips.transition_counts > 0
+    path_logw = float(trips.transition_counts[used] @ logw[used])
+    ll = path_logw - float(trips.pair_count @ log_z)
+    grad = (mdp.features.T @ trips.transition_counts - expected_features) / alpha
+    return ll, grad
+
+
 def log_likelihood_and_gradient(
     mdp: RouteMDP,
     trips: TripSet,
@@ -153,19 +196,12 @@ def log_likelihood_and_gradient(
     Raises :class:`~maxent_irl.exceptions.PartitionFunctionDivergedError` when ``Z`` is infinite.
     """
     if system is None:
-        many = np.unique(trips.pair_dest).size >= TRANSPOSE_FACTOR_MIN_COLUMNS
-        system = global_system(mdp, logw, ordering, with_transpose=many, relevant=relevant_states(mdp, trips))
-    log_z, E = pair_log_partition(
-        mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
-    )
-    if np.any(~np.isfinite(log_z)):
-        bad = int(np.flatnonzero(~np.isfinite(log_z))[0])
-        raise UnreachableDestinationError(
-            f"destination {int(trips.pair_dest[bad])} is unreachable from {int(trips.pair_origin[bad])} "
-            "under this model"
+        log_z, E = pair_terms(mdp, logw, trips.pair_origin, trips.pair_dest, trips.pair_count, ordering,
+                              relevant_states(mdp, trips))
+    else:
+        log_z, E_or_none = pair_log_partition(
+            mdp, logw, system, trips.pair_origin, trips.pair_dest, ordering, forward_counts=trips.pair_count
         )
-    used = trips.transition_counts > 0
-    path_logw = float(trips.transition_counts[used] @ logw[used])
-    ll = path_logw - float(trips.pair_count @ log_z)
-    grad = (mdp.features.T @ (trips.transition_counts - E)) / alpha
-    return ll, grad
+        assert E_or_none is not None
+        E = E_or_none
+    return likelihood_from_terms(mdp, trips, logw, log_z, mdp.features.T @ E, alpha)

@@ -23,19 +23,24 @@ __all__ = ["covariance", "information_matrix"]
 def information_matrix(
     mdp: RouteMDP, paths: Sequence[Sequence[int] | np.ndarray], theta: np.ndarray, alpha: float = 1.0,
     ordering: np.ndarray | None = None, step: float = 1e-4, callback: Callable[[int], None] | None = None,
+    gradient: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Observed information ``-d²loglik/dθ²`` ``(k, k)``, symmetrized; zero rows for features on no transition.
 
     ``ordering`` is the MDP's fill-reducing order (``RouteModel.ordering``), reused by
-    every gradient. ``callback(j)`` runs after the column of feature ``j``.
+    every gradient. ``callback(j)`` runs after the column of feature ``j``. ``gradient``
+    ``theta -> (k,)`` replaces the in-process gradient of ``paths`` (e.g. one evaluated on a
+    Dask cluster, :class:`maxent_irl.distributed.DaskObjective`).
     """
     trips = make_trip_set(mdp, list(paths))
     theta = np.asarray(theta, dtype=float)
     k = mdp.n_features
     H = np.zeros((k, k))
 
-    def grad(th: np.ndarray) -> np.ndarray:
+    def local_grad(th: np.ndarray) -> np.ndarray:
         return log_likelihood_and_gradient(mdp, trips, mdp.features @ th / alpha, alpha, ordering)[1]
+
+    grad = local_grad if gradient is None else gradient
 
     for j in np.flatnonzero(np.any(mdp.features != 0, axis=0)):
         h = step * max(1.0, abs(float(theta[j])))

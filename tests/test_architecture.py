@@ -34,10 +34,12 @@ class Rule:
     allowed: frozenset[str]
     exclude: tuple[str, ...] = ()
     forbidden: tuple[str, ...] = ()
+    #: forbidden modules a function may still import (lazily: only when that function runs)
+    lazy: tuple[str, ...] = ()
 
-    def permits(self, imported: str) -> bool:
+    def permits(self, imported: str, top_level: bool = True) -> bool:
         if any(imported == f or imported.startswith(f + ".") for f in self.forbidden):
-            return False
+            return not top_level and any(imported == f or imported.startswith(f + ".") for f in self.lazy)
         parts = imported.split(".")
         return any(".".join(parts[:i]) in self.allowed for i in range(1, len(parts) + 1))
 
@@ -55,8 +57,9 @@ def _allow(*names: str | set[str]) -> frozenset[str]:
 
 RULES = [
     # the core: configuration-free math; Dask only in its optional distributed module
+    # (the learner imports the distributed module inside fit, only when it is given a cluster)
     Rule("maxent_irl", _allow(NUMERIC, "maxent_irl"), exclude=("maxent_irl.roads", "maxent_irl.distributed"),
-         forbidden=("maxent_irl.roads", "maxent_irl.distributed")),
+         forbidden=("maxent_irl.roads", "maxent_irl.distributed"), lazy=("maxent_irl.distributed",)),
     Rule("maxent_irl.distributed", _allow(NUMERIC, "maxent_irl", "dask", "distributed")),
     # the GIS adapter: the core and GIS libraries, nothing of the research code or the service
     Rule("maxent_irl.roads", _allow(NUMERIC, GIS, "maxent_irl", "tqdm")),
@@ -91,18 +94,26 @@ def _modules() -> list[tuple[str, Path]]:
 
 def _imports(path: Path, module: str) -> list[tuple[int, str]]:
     """``(line, imported module)`` of every import, relative ones resolved."""
+    return [(line, name) for line, name, _ in _imports_where(path, module)]
+
+
+def _imports_where(path: Path, module: str) -> list[tuple[int, str, bool]]:
+    """``(line, imported module, at top level)`` of every import (not top level: inside a function)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                   for n in ast.walk(f) if n is not f}
     found = []
     for node in ast.walk(tree):
+        top = id(node) not in in_function
         if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
+            found += [(node.lineno, a.name, top) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            found += [(node.lineno, f"{base}.{a.name}" if base else a.name) for a in node.names]
+            found += [(node.lineno, f"{base}.{a.name}" if base else a.name, top) for a in node.names]
     return found
 
 
@@ -121,8 +132,8 @@ def test_imports_follow_the_layers(rule: Rule) -> None:
     for module, path in MODULES:
         if not rule.covers(module):
             continue
-        for line, imported in _imports(path, module):
-            if not rule.permits(imported):
+        for line, imported, top_level in _imports_where(path, module):
+            if not rule.permits(imported, top_level):
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
     assert not bad, f"{rule.package} may not import these (docs/architecture.md):\n" + "\n".join(bad)
 
@@ -137,6 +148,12 @@ def test_the_rules_catch_a_violation(tmp_path: Path) -> None:
     assert core.covers("maxent_irl.bad") and not core.covers("maxent_irl.roads.network")
     assert not core.permits("maxent_irl.roads.RoadNetwork") and not core.permits("osmnx")
     assert core.permits("maxent_irl.sibling") and core.permits("scipy.sparse")
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("from maxent_irl.distributed import A\ndef f():\n    from maxent_irl.distributed import B\n")
+    assert [(i, top) for _, i, top in _imports_where(lazy, "maxent_irl.lazy")] == [
+        ("maxent_irl.distributed.A", True), ("maxent_irl.distributed.B", False)]
+    assert not core.permits("maxent_irl.distributed.A", True) and core.permits("maxent_irl.distributed.B", False)
+    assert not core.permits("maxent_irl.roads.RoadNetwork", False)
     assert _environment_reads(bad) == [4]
     assert _SQL.match("SELECT id FROM trips WHERE network = ?") and _SQL.match("INSERT INTO jobs (kind) VALUES (?)")
     assert not _SQL.match("Drop a first segment") and not _SQL.match("DELETE") and not _SQL.match("select a few")

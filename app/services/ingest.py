@@ -24,7 +24,10 @@ import numpy as np
 from app.services.errors import InvalidInputError
 from app.services.uploads import Document, request_hash, traces_from_documents
 from app.storage import NewTrip, Receipt, ReceiptKey
-from maxent_irl.roads import InvalidTraceError, MapMatchingError, Trace, clean_trips, split_trips
+from maxent_irl import DistributedError
+from maxent_irl.roads import Trace, clean_trips, split_trips
+from maxent_irl.roads.batch_matching import MatchFailure, match_all, match_on_worker
+from maxent_irl.roads.matching import MatchResult
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -35,6 +38,8 @@ __all__ = ["UPLOAD_SCOPE", "UploadAnswer", "ingest", "upload"]
 UPLOAD_SCOPE = "POST /v1/trajectories"
 #: Rejections listed in a no_trips_accepted error (all of them are counted by reason).
 _MAX_LISTED = 19
+#: Traces per task when an upload is matched on a Dask cluster (seconds of work per task).
+_CLUSTER_BATCH = 25
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str 
     accepted: list[tuple[_Piece, Any]] = []
     rejected: list[dict[str, Any]] = []
     margin = max(rt.settings.snap_distance_m, 250.0)
+    to_match: list[_Piece] = []
     for p in pieces:
         pts = np.asarray(p.trace.points, dtype=float)
         finite = pts[np.isfinite(pts).all(axis=1)] if len(pts) else pts
@@ -111,15 +117,15 @@ def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str 
             if rejections:
                 rejected.append(_rejection(p, rejections[0].reason, rejections[0].message))
                 continue
-        try:
-            result = rt.matcher.match(p.trace)
-        except (InvalidTraceError, MapMatchingError) as exc:
-            rejected.append(_rejection(p, exc.reason, str(exc)))
-            continue
-        if len(result.states) < 2:
+        to_match.append(p)
+    for p, result in zip(to_match, match_traces(rt, [p.trace for p in to_match]), strict=True):
+        if isinstance(result, MatchFailure):
+            rejected.append(_rejection(p, result.reason, result.message))
+        elif len(result.states) < 2:
             rejected.append(_rejection(p, "too_short", "the matched path has a single road segment"))
-            continue
-        accepted.append((p, result))
+        else:
+            accepted.append((p, result))
+    rejected.sort(key=lambda r: r["index"])  # in upload order, as the traces came
     new = [
         NewTrip(points=np.round(p.trace.points, 7).tolist(),
                 times=None if p.trace.times is None else [float(t) for t in p.trace.times],
@@ -150,6 +156,29 @@ def ingest(rt: Runtime, traces: list[Trace], split: bool, clean: bool, tag: str 
         out = replay(receipt, key) if not fresh else UploadAnswer(receipt.status, receipt.body)
     log.info("ingested %d trips, rejected %d", len(accepted) if out.status == 201 else 0, len(rejected))
     return out
+
+
+def match_traces(rt: Runtime, traces: list[Trace]) -> list[MatchResult | MatchFailure]:
+    """Each trace's match or failure: on the Dask cluster for a large upload when there is one, else here.
+
+    A cluster that cannot be reached or is lost costs time, not data: the traces are then
+    matched here, and the upload is answered as usual.
+    """
+    settings = rt.settings
+    if settings.dask_scheduler is not None and len(traces) >= settings.dask_min_traces:
+        from maxent_irl.distributed import connect, map_batches  # Dask only when a cluster is configured
+
+        try:
+            client, _ = connect(settings.dask_scheduler, settings.dask_timeout_s)
+            try:
+                results = map_batches(client, match_on_worker, rt.net, traces, _CLUSTER_BATCH)
+            finally:
+                client.close()
+            log.info("matched %d traces on the Dask cluster at %s", len(traces), settings.dask_scheduler)
+            return results
+        except DistributedError as exc:
+            log.warning("matching %d traces here: the Dask cluster failed: %s", len(traces), exc)
+    return match_all(rt.matcher, traces)
 
 
 def _nothing_accepted(rt: Runtime, rejected: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,11 +18,13 @@ service on the embedded network answers queries without any upload.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ from app.settings import Settings
 from app.storage import FAILED, RUNNING, NewTrip, Storage, TripSelection
 from maxent_irl import FitProgress, InvalidPathError, MaxEntIRL, MaxEntIRLError, RouteMDP, RouteModel
 from maxent_irl.model_selection import train_test_split
+from maxent_irl.objective import make_trip_set
 from maxent_irl.roads import RoadNetwork, default_true_theta, simulate_trips
 from maxent_irl.roads.destinations import fit_destination_prior
 from maxent_irl.uncertainty import covariance, information_matrix
@@ -259,12 +262,13 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         progress.update(stage="fitting", n_train=len(train), n_heldout=len(held), n_set_aside=len(trips.set_aside))
         write_progress(force=True)
         l2 = float(options.get("regularization", settings.default_regularization))
-        est = MaxEntIRL(l1=float(options.get("l1", 0.0)), l2=l2,
-                        max_iter=max_iter, callback=callback).fit(mdp, train)
-        progress.update(stage="standard errors", iteration=int(est.n_iter_),
-                        log_likelihood=_finite(est.log_likelihood_))
-        write_progress(force=True)
-        se = _standard_errors(mdp, train, est, l2, se_column_done)
+        with _cluster(settings) as client:
+            est = MaxEntIRL(l1=float(options.get("l1", 0.0)), l2=l2, max_iter=max_iter, callback=callback,
+                            client=client).fit(mdp, train)
+            progress.update(stage="standard errors", iteration=int(est.n_iter_),
+                            log_likelihood=_finite(est.log_likelihood_))
+            write_progress(force=True)
+            se = _standard_errors(mdp, train, est, l2, se_column_done, client)
         progress.update(stage="destination prior")
         write_progress(force=True)
         prior = fit_destination_prior(net, est.model_, train)
@@ -311,14 +315,41 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         storage.close()
 
 
+@contextlib.contextmanager
+def _cluster(settings: Settings) -> Iterator[Any]:
+    """A client of ``settings.dask_scheduler`` for one job (None without one: Dask is then not imported).
+
+    Raises :class:`~maxent_irl.exceptions.DistributedError` (the job fails with its message) when
+    the scheduler does not answer within ``dask_timeout_s``.
+    """
+    if settings.dask_scheduler is None:
+        yield None
+        return
+    from maxent_irl.distributed import connect  # Dask only when a cluster is configured
+
+    client, _ = connect(settings.dask_scheduler, settings.dask_timeout_s)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _standard_errors(mdp: RouteMDP, train: list[np.ndarray], est: MaxEntIRL, l2: float,
-                     tick: Any) -> np.ndarray:
+                     tick: Any, client: Any) -> np.ndarray:
     """``(k,)`` standard errors of the weights: the inverse observed information of the penalized likelihood.
 
     The information is the Hessian of the exact log-likelihood by central differences of its
-    gradient (2 k gradient evaluations), plus the penalty's ``N l2 I``; ``inf`` where a
-    direction is not identified.
+    gradient (2 k gradient evaluations, on the Dask cluster when there is one), plus the
+    penalty's ``N l2 I``; ``inf`` where a direction is not identified.
     """
-    info = information_matrix(mdp, train, est.theta_, ordering=est.model_.ordering, callback=tick)
+    ordering = est.model_.ordering
+    if client is None:
+        info = information_matrix(mdp, train, est.theta_, ordering=ordering, callback=tick)
+    else:
+        from maxent_irl.distributed import DaskObjective
+
+        with DaskObjective(client, mdp, make_trip_set(mdp, train), ordering=ordering) as objective:
+            info = information_matrix(mdp, train, est.theta_, ordering=ordering, callback=tick,
+                                      gradient=lambda th: objective(th)[1])
     info = info + len(train) * l2 * np.eye(mdp.n_features)
     return np.sqrt(np.clip(np.diag(covariance(info)), 0.0, np.inf))

@@ -472,6 +472,16 @@ class RoadNetwork:
                 self._routers[key] = Router(self.mdp.src, self.mdp.dst, self.segment_length_m, extra_cost=extra)
             return self._routers[key]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the network without its caches (routers, GeoJSON): they hold locks, and rebuild on use.
+
+        A network travels to other processes this way, e.g. to the workers of a Dask cluster.
+        """
+        state = dict(self.__dict__)
+        state.pop("geojson", None)
+        state["_routers"] = {}
+        return state
+
     def __repr__(self) -> str:
         return (
             f"RoadNetwork(name={self.name!r}, n_states={self.n_states}, n_transitions={self.mdp.n_transitions}, "
