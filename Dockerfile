@@ -34,11 +34,12 @@ WORKDIR /app
 USER routeirl
 
 # Dependencies first, in their own layer: it is rebuilt only when a lock file changes.
-COPY --chown=routeirl:routeirl requirements*.lock ./
-COPY --chown=routeirl:routeirl scripts/bootstrap scripts/bootstrap
-RUN ./scripts/bootstrap
+COPY --chown=routeirl:routeirl requirements.lock ./
+RUN python -m venv .venv && .venv/bin/python -m pip install -q -r requirements.lock
 
+# Then the project: bootstrap finds the pinned set installed, installs routeirl itself and stamps the venv.
 COPY --chown=routeirl:routeirl . .
+RUN ./scripts/bootstrap
 
 VOLUME ["/data"]
 EXPOSE 8000

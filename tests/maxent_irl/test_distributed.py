@@ -157,6 +157,8 @@ def test_a_scheduler_lost_mid_fit_is_a_clear_error(tmp_path: Path) -> None:
             scheduler.kill()
 
     try:
+        with Client(address, timeout=90) as c:  # processes start slowly on a busy machine
+            c.wait_for_workers(1, timeout=90)
         start = time.perf_counter()
         with pytest.raises(DistributedError, match="Dask cluster was lost"):
             MaxEntIRL(l2=1e-3, client=address, callback=kill_scheduler).fit(mdp, paths)
