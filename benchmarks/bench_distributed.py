@@ -116,8 +116,8 @@ def run(name: str, mdp: RouteMDP, paths: list[np.ndarray], rounds: int) -> None:
           f"transposed factor for >= {TRANSPOSE_FACTOR_MIN_COLUMNS} destinations, a share has {half}): "
           f"{t_fact:.2f} s", flush=True)
     wall, cpu, ll, grad = one_process(mdp, trips, ordering, cores)
-    print(f"   one process, {cores} solver threads: {wall:.2f} s wall, {cpu:.2f} s CPU; peak RSS {peak_rss_gb():.2f} GB",
-          flush=True)
+    print(f"   one process, {cores} solver threads: {wall:.2f} s wall, {cpu:.2f} s CPU; "
+          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
     wall1, cpu1, ll1, grad1 = one_process(mdp, trips, ordering, 1)
     print(f"   one process, 1 solver thread: {wall1:.2f} s wall, {cpu1:.2f} s CPU", flush=True)
 

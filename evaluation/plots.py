@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from maxent_irl.roads import FEATURE_TABLE
 
-__all__ = ["plot_costs", "plot_destinations"]
+__all__ = ["plot_costs", "plot_destination_error", "plot_destinations"]
 
 
 def plot_costs(path: Path, names: Sequence[str], learned: dict, learned_se: dict, true: dict | None,
@@ -64,6 +64,39 @@ def plot_destinations(path: Path, fractions: Sequence[float], acc: dict[int, np.
     ax.set_title(f"Destination prediction among {n_regions} regions")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_destination_error(path: Path, result: dict) -> None:
+    """Mean destination error (km, 95 % interval) and top-k within the radius (%) per fraction observed."""
+    fr = [100 * f for f in result["fractions"]]
+    rows = [result["by_fraction"][f"{round(f)}%"] for f in fr]
+    hit_key = f"top{result['top']}_within_{round(result['radius_m'])}m"
+    fig, (ax_e, ax_h) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = ("tab:blue", "tab:red", "tab:gray", "tab:green")
+    for i, (method, color) in enumerate(zip(result["methods"], colors, strict=False)):
+        x = np.asarray(fr) + (i - 1.5) * 0.8  # side by side, so the bars do not hide each other
+        mean = np.array([r[method]["mean_km"] for r in rows])
+        if i == 0:
+            err = None
+        else:  # the paired interval of posterior - method, drawn around the method's mean
+            half = np.array([(r["posterior_minus"][method]["error_km"]["ci95_high"]
+                              - r["posterior_minus"][method]["error_km"]["ci95_low"]) / 2 for r in rows])
+            err = half
+        ax_e.errorbar(x, mean, yerr=err, fmt="o-", color=color, capsize=3, label=method)
+        ax_h.plot(fr, [100 * r[method][hit_key] for r in rows], "o-", color=color, label=method)
+    ax_e.set_xlabel("trip observed (% of its length)")
+    ax_e.set_ylabel("mean error of the point named (km)")
+    ax_e.set_title(f"Destination error, {result['n_trips']} held-out trips (bars: paired 95 % CI vs posterior)",
+                   fontsize=9)
+    ax_h.set_xlabel("trip observed (% of its length)")
+    ax_h.set_ylabel(f"a top-{result['top']} place within {round(result['radius_m'])} m (%)")
+    ax_h.set_ylim(0, 100)
+    for ax in (ax_e, ax_h):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -110,6 +110,7 @@ def render_report(m: dict[str, Any], out: Path) -> str:
     lines += _ceiling_section(m)
     lines += _theta_section(m)
     lines += _destination_section(m)
+    lines += _destination_error_section(m)
     models = m["models"]
     n_act = models[ACTION]["n_train_trips"]
     action_trips = f"all {n_act}" if n_act == d["n_train"] else f"a seeded subsample of {n_act}"
@@ -263,3 +264,35 @@ def _destination_section(m: dict[str, Any]) -> list[str]:
                      + f" | {100 * dest['prior_accuracy'][k]:.1f}% |")
     lines += ["", f"Accuracy rises with the fraction observed: {'yes' if dest['rises'] else '**no**'}.", ""]
     return lines
+
+
+def _destination_error_section(m: dict[str, Any]) -> list[str]:
+    res = m.get("destination_error")
+    if not res:
+        return []
+    hit_key = f"top{res['top']}_within_{round(res['radius_m'])}m"
+    hit_label = f"top-{res['top']} within {round(res['radius_m'])} m"
+    lines = ["## Destination error in km", "", "![destination error](destination_error.png)", "",
+             f"{res['n_trips']} held-out trips, each observed to 20/40/60/80 % of its length. posterior: the point "
+             "minimizing the expected distance under P(d | partial path) over every segment, and its top clustered "
+             "destinations; last point: the last segment observed; prior only: the learned prior given the origin; "
+             "nearest training trip: the end of the training trip that started nearest the origin and passed "
+             "nearest the current position. Paired differences posterior − method, 95 % interval "
+             "(negative error = the posterior is closer).", "",
+             "| Observed | Method | Mean km | Median km | " + hit_label + " | posterior − method, km | "
+             "posterior − method, " + hit_label + " |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for frac, row in res["by_fraction"].items():
+        for method in res["methods"]:
+            r = row[method]
+            diff = row["posterior_minus"].get(method)
+            e = "" if diff is None else _ci(diff["error_km"], 3)
+            h = "" if diff is None else _ci(diff[hit_key], 3)
+            lines.append(f"| {frac} | {method} | {r['mean_km']:.3f} | {r['median_km']:.3f} | "
+                         f"{100 * r[hit_key]:.1f}% | {e} | {h} |")
+    lines.append("")
+    return lines
+
+
+def _ci(d: dict[str, float], digits: int) -> str:
+    return f"{d['diff']:+.{digits}f} [{d['ci95_low']:+.{digits}f}, {d['ci95_high']:+.{digits}f}]"

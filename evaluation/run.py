@@ -36,6 +36,7 @@ from evaluation.config import (
     check_config,
 )
 from evaluation.data import get_trips, load_network, split_train_test, usable_paths
+from evaluation.destination_error import destination_error
 from evaluation.destinations import destination_prediction
 from evaluation.metrics import FRACTIONS, MATCH90, paired_difference, route_matches, table1_summary
 from evaluation.models import (
@@ -45,7 +46,7 @@ from evaluation.models import (
     maxent_information,
     travel_time_costs,
 )
-from evaluation.plots import plot_costs, plot_destinations
+from evaluation.plots import plot_costs, plot_destination_error, plot_destinations
 from evaluation.progress import progress_bar, timed
 from evaluation.recovery import seconds_with_se, theta_recovery
 from evaluation.report import jsonable, render_report
@@ -155,6 +156,10 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     plot_destinations(out / "destinations.png", FRACTIONS, {k: np.array(v) for k, v in dest["accuracy"].items()},
                       dest["prior_accuracy"], dest["n_regions"])
 
+    with timed(timings, "destination_error"):
+        dest_err = destination_error(net, maxent.model_, train, test, progress=cfg.progress, log=log.warning)
+    plot_destination_error(out / "destination_error.png", dest_err)
+
     timings["total"] = round(time.perf_counter() - t_start, 3)
     checks = {
         "maxent_beats_every_baseline": beats,
@@ -175,6 +180,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         "theta": recovery,
         "seconds": seconds,
         "destinations": dest,
+        "destination_error": dest_err,
         "models": {
             MAXENT: {"theta": maxent.theta_.tolist(), "n_iter": maxent.n_iter_, "converged": maxent.converged_,
                      "message": maxent.message_, "train_log_likelihood": maxent.log_likelihood_},

@@ -48,11 +48,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
 
 def test_report_files(report: tuple[Path, dict, str]) -> None:
     out, metrics, text = report
-    for name in ("costs.png", "destinations.png"):
+    for name in ("costs.png", "destinations.png", "destination_error.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
     assert "## Table 1" in text and "![learned costs in seconds](costs.png)" in text
     assert "![destination accuracy](destinations.png)" in text
+    assert "## Destination error in km" in text and "![destination error](destination_error.png)" in text
+    err = metrics["destination_error"]
+    assert err["n_trips"] > 0 and err["fractions"] == [0.2, 0.4, 0.6, 0.8]
+    last = err["by_fraction"]["60%"]["last point"]
+    assert f"| 60% | last point | {last['mean_km']:.3f} | {last['median_km']:.3f} |" in text
     # the table in the report shows the numbers of metrics.json
     me = metrics["table1"][MAXENT]
     row = f"| **{MAXENT}** | {100 * me['matching']:.2f}% | {100 * me['match90']:.2f}% | {me['log_prob']:.3f} |"
