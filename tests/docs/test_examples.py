@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,31 @@ _BLOCK = re.compile(r"(?P<before>[^\n]*)\n(?P<indent>[ \t]*)```(?P<lang>[a-z]*)\
 _SKIP = re.compile(r"<!--\s*not executed:\s*(?P<why>[^>]+?)\s*-->")
 
 
-def blocks(doc: str) -> list[tuple[str, str, str | None]]:
-    """``(language, code, reason not executed or None)`` of every fenced block of a Markdown file."""
-    text = (ROOT / doc).read_text()
+@dataclass(frozen=True)
+class Block:
+    """A fenced block of a Markdown file: its language, code (de-indented), why it is not run, where it is."""
+
+    lang: str
+    code: str
+    why: str | None  # the reason given in a "not executed" comment; None: the block is run
+    line: int  # the file's line (1-based) of the block's first line of code
+
+
+def fenced_blocks(doc: str) -> list[Block]:
+    """Every fenced block of a Markdown file (a path relative to the repository root), in order."""
+    text = "\n" + (ROOT / doc).read_text()
     out = []
-    for m in _BLOCK.finditer("\n" + text):
+    for m in _BLOCK.finditer(text):
         skip = _SKIP.search(m.group("before"))
         code = "\n".join(line[len(m.group("indent")):] for line in m.group("code").split("\n"))
-        out.append((m.group("lang"), code, skip.group("why") if skip else None))
+        line = text.count("\n", 0, m.start("code"))  # with the leading "\n": the 1-based line of the code
+        out.append(Block(m.group("lang"), code, skip.group("why") if skip else None, line))
     return out
+
+
+def blocks(doc: str) -> list[tuple[str, str, str | None]]:
+    """``(language, code, reason not executed or None)`` of every fenced block of a Markdown file."""
+    return [(b.lang, b.code, b.why) for b in fenced_blocks(doc)]
 
 
 def test_every_block_is_run_or_says_why() -> None:
