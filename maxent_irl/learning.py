@@ -198,6 +198,8 @@ class MaxEntIRL(BaseEstimator):
                 options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15, "maxcor": 20},
             )
             x_final, message, success = res.x, str(res.message), bool(res.success)
+            if stop["flag"]:  # scipy >= 1.11 catches the StopIteration itself and reports it in its own words
+                message, success = "stopped by callback", False
         except StopIteration:
             x_final, message, success = best["x"], "stopped by callback", False
         if best.get("x") is not None:  # the best point evaluated (L-BFGS-B returns it too, unless stopped)

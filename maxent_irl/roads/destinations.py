@@ -20,7 +20,7 @@ the destination, and a heat map.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from maxent_irl.exceptions import InvalidParameterError, UnreachableDestinationE
 from maxent_irl.roads.network import RoadNetwork
 
 __all__ = ["DEFAULT_BANDWIDTHS_M", "DestinationAnswer", "DestinationPredictor", "DestinationPriorParams",
-           "fit_destination_prior", "partial_path"]
+           "driven_group", "fit_destination_prior", "partial_path"]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 DEFAULT_BANDWIDTHS_M = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 #: Evidence exponents tried on the training trips' partial paths.
 GAMMAS = (0.5, 1.0, 1.5, 2.0)
-#: Shares of a trip's length observed when choosing ``γ``.
+#: Shares of a trip's length observed when choosing ``γ`` and fitting the stop profile.
 FRACTIONS = (0.2, 0.4, 0.6, 0.8)
+#: Distance bins (m) of the stop profile: how far from the current segment trips still end.
+STOP_EDGES_M = (0.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0)
+#: Quantiles of the driven length that split partial trips into groups with their own stop profile.
+STOP_GROUP_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 
 
 @dataclass
@@ -58,7 +62,10 @@ class DestinationPriorParams:
     ``bandwidths_m`` / ``weights`` / ``floor``: the multi-scale kernel prior (``weights`` of the
     kernels, ``floor`` of the length-weighted uniform part); ``gravity_edges_m`` /
     ``gravity_beta``: the distance profile from the origin (empty: none); ``gamma``: the
-    evidence exponent; ``radius_m``: how far apart the top destinations are.
+    evidence exponent; ``stop_edges_m`` / ``stop_beta`` (one row per group) /
+    ``stop_driven_edges_m``: the stop profile, a distance profile from the current segment
+    per class of the length driven so far (empty: none); ``radius_m``: how far apart the top
+    destinations are.
     """
 
     bandwidths_m: list[float] = field(default_factory=lambda: [200.0])
@@ -67,6 +74,9 @@ class DestinationPriorParams:
     gravity_edges_m: list[float] = field(default_factory=list)
     gravity_beta: list[float] = field(default_factory=list)
     gamma: float = 1.0
+    stop_edges_m: list[float] = field(default_factory=list)
+    stop_beta: list[list[float]] = field(default_factory=list)
+    stop_driven_edges_m: list[float] = field(default_factory=list)
     radius_m: float = 500.0
     fitted_on: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +110,32 @@ def partial_path(path: np.ndarray, fraction: float, length_m: np.ndarray) -> np.
     return path[: max(1, min(k, path.size))]
 
 
+def driven_group(length_m: np.ndarray, path: np.ndarray, edges_m: Sequence[float]) -> int:
+    """The class of a partial path's driven length (sum of its segments' lengths) among ``edges_m``."""
+    return int(np.searchsorted(np.asarray(edges_m, dtype=np.float64), float(length_m[path].sum()), side="right"))
+
+
+def _normalized(log_prior: np.ndarray, log_ratio: np.ndarray, gamma: float) -> np.ndarray:
+    """``(n,)`` ``P(d) · ratio^γ`` normalized; raises when no destination is reachable."""
+    log_post = log_prior + gamma * log_ratio
+    log_post[np.isnan(log_post)] = -np.inf
+    top = log_post.max()
+    if not np.isfinite(top):
+        raise UnreachableDestinationError("no destination is reachable along this partial path")
+    post: np.ndarray = np.exp(log_post - top)
+    post /= post.sum()
+    return post
+
+
+def _log_ratio(model: RouteModel, path: np.ndarray) -> np.ndarray:
+    """``(n,)`` ``log M[B, d] - log M[A, d]`` (``-inf`` where ``d`` cannot be reached from ``B``)."""
+    rows = model.log_rows(np.array([path[0], path[-1]]))
+    with np.errstate(invalid="ignore"):
+        ratio: np.ndarray = rows[1] - rows[0]
+    ratio[~np.isfinite(rows[1])] = -np.inf
+    return ratio
+
+
 def _segment_xy(net: RoadNetwork) -> np.ndarray:
     return np.asarray(net.projection.forward(net.segment_midpoints), dtype=np.float64)
 
@@ -129,6 +165,12 @@ class DestinationPredictor:
             g = DistanceDecayPrior(params.gravity_edges_m)
             g.beta_ = np.asarray(params.gravity_beta, dtype=np.float64).reshape(1, -1)
             self.gravity = g
+        self.stop: DistanceDecayPrior | None = None
+        if params.stop_beta:
+            beta = np.asarray(params.stop_beta, dtype=np.float64)
+            s = DistanceDecayPrior(params.stop_edges_m, n_groups=beta.shape[0])
+            s.beta_ = beta
+            self.stop = s
 
     def _marginal(self, dest: np.ndarray) -> np.ndarray:
         """``(n,)`` the kernel prior of the stored destinations with its floor (uniform by length without any)."""
@@ -160,18 +202,21 @@ class DestinationPredictor:
         if p.size == 0:
             raise InvalidParameterError("the partial path is empty")
         self.model.mdp.transition_indices(p)
-        rows = self.model.log_rows(np.array([p[0], p[-1]]))
-        with np.errstate(invalid="ignore"):
-            ratio = rows[1] - rows[0]
-        ratio[~np.isfinite(rows[1])] = -np.inf
-        log_post = self.log_prior(int(p[0])) + self.params.gamma * ratio
-        log_post[np.isnan(log_post)] = -np.inf
-        top = log_post.max()
-        if not np.isfinite(top):
-            raise UnreachableDestinationError("no destination is reachable along this partial path")
-        post: np.ndarray = np.exp(log_post - top)
-        post /= post.sum()
-        return post
+        ratio = _log_ratio(self.model, p)
+        post = _normalized(self.log_prior(int(p[0])), ratio, self.params.gamma)
+        return self.stopping(post, p)
+
+    def stopping(self, post: np.ndarray, path: np.ndarray) -> np.ndarray:
+        """``post`` reshaped by the stop profile of the path's class of driven length (unchanged without one).
+
+        The route model says where a trip can still go efficiently, not when it stops: a trip
+        driven for a while tends to end nearer its current segment than the evidence alone says.
+        """
+        if self.stop is None:
+            return post
+        group = driven_group(self.length, path, self.params.stop_driven_edges_m)
+        out: np.ndarray = self.stop(self.xy, post, self.xy[int(path[-1])], group)
+        return out
 
     def answer(self, path: Sequence[int] | np.ndarray, top: int = 5) -> DestinationAnswer:
         """The posterior, its ``top`` clustered destinations and the expected-distance point (lon/lat)."""
@@ -189,15 +234,18 @@ class DestinationPredictor:
 
 def fit_destination_prior(net: RoadNetwork, model: RouteModel, paths: Sequence[np.ndarray], *,
                           bandwidths_m: Sequence[float] = DEFAULT_BANDWIDTHS_M, n_folds: int = 5,
-                          max_gravity_trips: int = 2000, max_gamma_trips: int = 100, seed: int = 0,
+                          max_gravity_trips: int = 2000, max_query_trips: int = 200, seed: int = 0,
                           ) -> DestinationPriorParams:
-    """Choose the prior and ``γ`` on training ``paths`` (in time order: folds are consecutive blocks).
+    """Choose the prior, ``γ`` and the stop profile on training ``paths`` (in time order: folds are consecutive blocks).
 
     The kernel weights and floor maximize the out-of-fold likelihood of the trips'
     destinations; the gravity profile is fitted by maximum likelihood with each trip's fold left
-    out of its base; ``γ`` minimizes the mean distance from the expected-distance point to the
-    true destination over the partial paths (20 % ... 80 % of their length) of up to
-    ``max_gamma_trips`` trips. With fewer than 20 trips the defaults are kept.
+    out of its base. ``γ`` and the stop profile are chosen on the partial paths (20 % ... 80 %
+    of their length) of up to ``max_query_trips`` trips, each with the prior built without its
+    own fold (a prior holding the trip's own destination would look too sure): ``γ`` minimizes
+    the mean distance from the expected-distance point to the true destination; the stop
+    profile (none, one for all, or one per class of driven length) is the variant with the
+    smallest out-of-fold mean distance. With fewer than 20 trips the defaults are kept.
     """
     paths = [np.asarray(p, dtype=np.int64) for p in paths if len(p) >= 2]
     params = DestinationPriorParams(fitted_on=len(paths))
@@ -227,28 +275,67 @@ def fit_destination_prior(net: RoadNetwork, model: RouteModel, paths: Sequence[n
     params.gravity_edges_m = [float(e) for e in gravity.edges]
     params.gravity_beta = [float(b) for b in gravity.beta_[0]]
 
-    # gamma: the exponent whose expected-distance points land closest on the training trips' partial paths
-    predictor = DestinationPredictor(net, model, params, dest)
-    sample = np.sort(rng.choice(n, min(n, max_gamma_trips), replace=False))
-    errors: dict[float, list[float]] = {g: [] for g in GAMMAS}
-    for i in sample:
-        path = paths[i]
-        prior = predictor.log_prior(int(path[0]))
+    # the training trips' partial paths, with priors out of fold; memory: one posterior per query
+    n_trips = min(n, max_query_trips, max(10, int(2e7 // (len(FRACTIONS) * net.n_states))))
+    sample = np.sort(rng.choice(n, n_trips, replace=False))
+    fold_predictor = {int(f): DestinationPredictor(net, model, params, dest[folds != f])
+                      for f in np.unique(folds[sample])}
+    parts, priors, ratios, trip_of = [], [], [], []
+    for i in sample.tolist():
+        prior = fold_predictor[int(folds[i])].log_prior(int(paths[i][0]))
         for fraction in FRACTIONS:
-            part = partial_path(path, fraction, length)
-            rows = model.log_rows(np.array([part[0], part[-1]]))
-            with np.errstate(invalid="ignore"):
-                ratio = rows[1] - rows[0]
-            ratio[~np.isfinite(rows[1])] = -np.inf
-            for g in GAMMAS:
-                lp = prior + g * ratio
-                lp[np.isnan(lp)] = -np.inf
-                post = np.exp(lp - lp.max())
-                point = geometric_median(xy, post / post.sum(), mass=0.999).point
-                errors[g].append(float(np.hypot(*(np.asarray(point) - xy[path[-1]]))))
-    mean_error = {g: float(np.mean(e)) for g, e in errors.items()}
+            part = partial_path(paths[i], fraction, length)
+            parts.append(part)
+            priors.append(prior)
+            ratios.append(_log_ratio(model, part))
+            trip_of.append(i)
+    truth = xy[dest[trip_of]]
+
+    def error_m(post: np.ndarray, q: int) -> float:
+        point = geometric_median(xy, post, mass=0.99, tol_m=5.0).point
+        return float(np.hypot(*(np.asarray(point) - truth[q])))
+
+    mean_error = {g: float(np.mean([error_m(_normalized(priors[q], ratios[q], g), q) for q in range(len(parts))]))
+                  for g in GAMMAS}
     params.gamma = min(mean_error, key=mean_error.__getitem__)
     params.notes["gamma_mean_error_m"] = {f"{g:g}": round(e, 1) for g, e in mean_error.items()}
-    log.info("destination prior on %d trips: kernel weights %s, floor %.3f, gamma %g", n,
-             np.round(params.weights, 3).tolist(), params.floor, params.gamma)
+    posts = [_normalized(priors[q], ratios[q], params.gamma) for q in range(len(parts))]
+    del priors, ratios
+    _fit_stop_profile(params, xy, length, posts, parts, dest[trip_of], folds[trip_of], mean_error[params.gamma],
+                      error_m)
+    log.info("destination prior on %d trips: kernel weights %s, floor %.3f, gamma %g, stop profile %s", n,
+             np.round(params.weights, 3).tolist(), params.floor, params.gamma, params.notes["stop_profile"])
     return params
+
+
+def _fit_stop_profile(params: DestinationPriorParams, xy: np.ndarray, length: np.ndarray, posts: list[np.ndarray],
+                      parts: list[np.ndarray], dest: np.ndarray, folds: np.ndarray, error_without: float,
+                      error_m: Callable[[np.ndarray, int], float]) -> None:
+    """Choose and fit the stop profile (none, pooled, per driven-length class) by out-of-fold mean error, in place."""
+    here = xy[np.array([int(p[-1]) for p in parts])]
+    driven = np.array([float(length[p].sum()) for p in parts])
+    variants: dict[str, list[float]] = {"pooled": [], "driven": [float(e) for e in np.quantile(
+        driven, STOP_GROUP_QUANTILES)]}
+    errors = {"none": error_without}
+    for name, edges in variants.items():
+        groups = np.searchsorted(np.asarray(edges), driven, side="right") if edges else np.zeros(len(parts), int)
+        total = 0.0
+        for f in np.unique(folds):
+            train, held = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            if train.size == 0:
+                continue
+            stop = DistanceDecayPrior(STOP_EDGES_M, l2=1e-3, n_groups=len(edges) + 1).fit(
+                xy, [posts[q] for q in train], here[train], dest[train], groups[train])
+            total += sum(error_m(stop(xy, posts[q], here[q], int(groups[q])), int(q)) for q in held)
+        errors[name] = total / len(parts)
+    best = min(errors, key=errors.__getitem__)
+    params.notes["stop_mean_error_m"] = {k: round(v, 1) for k, v in errors.items()}
+    params.notes["stop_profile"] = best
+    if best == "none":
+        return
+    edges = variants[best]
+    groups = np.searchsorted(np.asarray(edges), driven, side="right") if edges else np.zeros(len(parts), int)
+    stop = DistanceDecayPrior(STOP_EDGES_M, l2=1e-3, n_groups=len(edges) + 1).fit(xy, posts, here, dest, groups)
+    params.stop_edges_m = [float(e) for e in STOP_EDGES_M]
+    params.stop_beta = [[float(b) for b in row] for row in stop.beta_]
+    params.stop_driven_edges_m = edges

@@ -20,7 +20,7 @@ from maxent_irl.roads.destinations import (
 def fitted(monaco: RoadNetwork) -> tuple[RouteModel, list[np.ndarray], DestinationPriorParams]:
     model = RouteModel(monaco.mdp, default_true_theta(monaco.feature_names))
     paths = [s.path for s in simulate_trips(monaco, n_trips=120, seed=3, od="clustered", n_clusters=3)]
-    return model, paths, fit_destination_prior(monaco, model, paths, max_gamma_trips=20)
+    return model, paths, fit_destination_prior(monaco, model, paths, max_query_trips=20)
 
 
 def test_the_fitted_prior_is_a_proper_mixture(fitted) -> None:
@@ -60,3 +60,35 @@ def test_few_trips_keep_the_defaults(monaco: RoadNetwork) -> None:
     paths = [s.path for s in simulate_trips(monaco, n_trips=5, seed=1)]
     params = fit_destination_prior(monaco, model, paths)
     assert params == DestinationPriorParams(fitted_on=5, notes=params.notes) and "too few" in params.notes["reason"]
+
+
+def test_the_stop_profile_is_chosen_out_of_fold_and_survives_storage(fitted) -> None:
+    _, _, params = fitted
+    errors = params.notes["stop_mean_error_m"]
+    assert set(errors) == {"none", "pooled", "driven"}
+    assert params.notes["stop_profile"] == min(errors, key=errors.__getitem__)
+    if params.notes["stop_profile"] == "none":
+        assert params.stop_beta == []
+    else:
+        assert len(params.stop_beta) == len(params.stop_driven_edges_m) + 1
+        assert all(len(row) == len(params.stop_edges_m) for row in params.stop_beta)
+    assert DestinationPriorParams.from_dict(params.to_dict()) == params
+
+
+def test_the_stop_profile_reweights_by_distance_from_the_current_segment(monaco: RoadNetwork, fitted) -> None:
+    """posterior = the plain posterior times exp(beta[driven class][distance bin]), renormalized."""
+    model, paths, params = fitted
+    dest = np.array([p[-1] for p in paths])
+    edges = [0.0, 300.0, 1000.0]
+    beta = [[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]]
+    with_stop = DestinationPriorParams(**{**params.to_dict(), "stop_edges_m": edges, "stop_beta": beta,
+                                          "stop_driven_edges_m": [500.0]})
+    without = DestinationPriorParams(**{**params.to_dict(), "stop_edges_m": [], "stop_beta": [],
+                                        "stop_driven_edges_m": []})
+    pred, plain = DestinationPredictor(monaco, model, with_stop, dest), DestinationPredictor(monaco, model, without, dest)
+    part = partial_path(paths[1], 0.6, monaco.segment_length_m)
+    driven = monaco.segment_length_m[part].sum()
+    group = int(driven > 500.0)
+    r = np.hypot(*(pred.xy - pred.xy[part[-1]]).T)
+    expected = plain.posterior(part) * np.exp(np.asarray(beta[group])[np.searchsorted(edges, r, side="right") - 1])
+    np.testing.assert_allclose(pred.posterior(part), expected / expected.sum(), rtol=1e-9, atol=1e-15)
