@@ -7,7 +7,10 @@ stored destination over nearby segments with a mixture of Gaussian kernels from 
 1.6 km, whose weights and uniform floor are chosen by held-out likelihood, and reshapes it
 by a distance profile from the trip's origin (a "gravity" model: trips have a typical
 length). ``γ`` tempers the route model's evidence and is chosen on the training trips'
-own partial paths (Porto's taxi trips: 1.5). Measured on real Porto trips in
+own partial paths (Porto's taxi trips: 1.5). A stop profile then reshapes the posterior by
+the distance from the current segment (pooled, or per class of the length driven so far):
+the route model's evidence is nearly flat over every destination ahead, so it cannot say
+that a trip driven for a while tends to end soon. Measured on real Porto trips in
 ``benchmarks/bench_porto_destinations.py``.
 
 :func:`fit_destination_prior` chooses these parameters on training trips (the service does
