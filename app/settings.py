@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         description="L2 penalty of a training job that gives none, on the per-trip mean log-likelihood: small enough "
         "to leave well-supported weights as they are, large enough to keep weakly supported ones finite.",
     )
+    costs_only: bool = Field(
+        True,
+        description="Training keeps every segment and turn a cost (no transition's learned reward above 0), as "
+        "Ziebart et al. did: a road class seen on a few kilometres cannot learn that driving it pays.",
+    )
     demo: Literal["auto", "always", "never"] = Field(
         "auto",
         description="Train a demo model from simulated trips when the database has no trips and no model: "

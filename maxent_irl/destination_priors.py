@@ -16,6 +16,7 @@ destinations (e.g. segment midpoints) in metres of a local projection, ``points_
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,8 +94,8 @@ def destination_kernel(
     w = _support_weights(support_weights, n)
     tree = cKDTree(sxy)
     hits = tree.query_ball_point(pxy, cutoff * bandwidth)  # distance 0 included (sparse outputs may drop it)
-    cols = np.repeat(np.arange(m), [len(h) for h in hits])
-    rows = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=cols.size)
+    cols = np.repeat(np.arange(m), np.fromiter(map(len, hits), dtype=np.int64, count=m))
+    rows = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64, count=cols.size)  # C-level flattening
     dist = np.hypot(*(sxy[rows] - pxy[cols]).T)
     val = w[rows] * np.exp(-0.5 * (dist / bandwidth) ** 2)
     K = sp.csc_matrix((val, (rows, cols)), shape=(n, m))

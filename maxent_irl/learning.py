@@ -42,6 +42,12 @@ class MaxEntIRL(BaseEstimator):
     reference_policy: optional ``(T,)`` transition prior ``pi0`` (default none).
     l1, l2: regularization strengths on the *per-trip average* log-likelihood (default 0).
     bounds: optional sequence of ``(low, high)`` per feature (``None`` for unbounded).
+    nonpositive_rewards: keep every transition's reward ``theta · f`` of the MDP at most 0 (default
+        False): every segment and turn is a cost, as in Ziebart et al., whose exponentiated gradient
+        kept costs positive. A feature seen on a few kilometres can otherwise learn a gain
+        (driving on it pays), which no driver means and which makes queries take the slow exact
+        path for positive rewards. When the unconstrained optimum breaks it, the fit is refined
+        by SLSQP under the linear constraints of the violated transitions, added until none is.
     theta0: initial weights (default zeros, moved to convergence if they diverge).
     tol: gradient tolerance on the per-trip average gradient (default 1e-7).
     max_iter: maximum L-BFGS iterations (default 500).
@@ -66,6 +72,7 @@ class MaxEntIRL(BaseEstimator):
         l1: float = 0.0,
         l2: float = 0.0,
         bounds: Sequence[tuple[float | None, float | None]] | None = None,
+        nonpositive_rewards: bool = False,
         theta0: np.ndarray | None = None,
         tol: float = 1e-7,
         max_iter: int = 500,
@@ -78,6 +85,7 @@ class MaxEntIRL(BaseEstimator):
         self.l1 = l1
         self.l2 = l2
         self.bounds = bounds
+        self.nonpositive_rewards = nonpositive_rewards
         self.theta0 = theta0
         self.tol = tol
         self.max_iter = max_iter
@@ -204,6 +212,11 @@ class MaxEntIRL(BaseEstimator):
             x_final, message, success = best["x"], "stopped by callback", False
         if best.get("x") is not None:  # the best point evaluated (L-BFGS-B returns it too, unless stopped)
             x_final = best["x"]
+        if self.nonpositive_rewards and not stop["flag"]:
+            x_final, message, success = self._costs_only(mdp, x_final, xbounds, objective, on_iteration,
+                                                         message, success)
+            objective(x_final)  # the reported likelihood is the constrained point's, not the best one seen
+            best["ll"] = last_eval[1]
         self.theta_ = self._theta_from_x(x_final, k)
         self.model_ = RouteModel(mdp, self.theta_, self.alpha, self.reference_policy, ordering)
         self.n_iter_ = iteration["n"]
@@ -215,6 +228,45 @@ class MaxEntIRL(BaseEstimator):
         self.absent_features_ = [name for name, u in zip(mdp.feature_names, used, strict=True) if not u]
         logger.info("fit: %d iterations, log-likelihood %.4f (%s)", self.n_iter_, self.log_likelihood_, message)
         return self
+
+    def _costs_only(
+        self, mdp: RouteMDP, x: np.ndarray, xbounds: list[tuple[float | None, float | None]],
+        objective: Callable[[np.ndarray], tuple[float, np.ndarray]], on_iteration: Callable[[Any], None],
+        message: str, success: bool,
+    ) -> tuple[np.ndarray, str, bool]:
+        """Refine ``x`` so that no transition's reward is positive: cutting planes of the violated transitions, SLSQP.
+
+        The likelihood is concave in ``theta`` and the constraints are linear, so the refined
+        point is the constrained optimum; transitions are added as constraints only once
+        violated (a few rounds), not all of them at once.
+        """
+        F = np.asarray(mdp.features, dtype=np.float64) / self.feature_scale_  # reward = F @ u
+        if self.l1 > 0:
+            F = np.hstack([F, -F])  # u = p - m
+        margin = 1e-9  # rewards stay below 0 by a hair, so rounding never makes one positive
+        active = np.zeros(F.shape[0], dtype=bool)
+        for _ in range(20):
+            violated = F @ x > 0
+            if not np.any(violated & ~active):
+                break
+            active |= violated
+            A = F[active]
+            try:
+                res = minimize(objective, x, jac=True, method="SLSQP", bounds=xbounds,
+                               constraints=[{"type": "ineq", "fun": lambda z, A=A: -margin - A @ z,
+                                             "jac": lambda z, A=A: -A}],
+                               callback=lambda xk: on_iteration(OptimizeResult(x=xk)),
+                               options={"maxiter": self.max_iter, "ftol": 1e-12})
+            except StopIteration:
+                return x, "stopped by callback", False
+            message = f"{res.message} (no positive reward: {int(active.sum())} transitions constrained)"
+            x, success = res.x, bool(res.success)
+        if np.any(F @ x > 0):
+            logger.warning("%d transitions keep a positive reward after 20 rounds of constraints",
+                           int(np.sum(F @ x > 0)))
+            message, success = f"{message}; some rewards are still positive", False
+        logger.info("costs only: %d transitions constrained (%s)", int(active.sum()), message)
+        return x, message, success
 
     def _validate_params(self) -> None:
         if not (np.isfinite(self.alpha) and self.alpha > 0):

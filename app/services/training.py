@@ -264,7 +264,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int | None = None) -> i
         l2 = float(options.get("regularization", settings.default_regularization))
         with _cluster(settings) as client:
             est = MaxEntIRL(l1=float(options.get("l1", 0.0)), l2=l2, max_iter=max_iter, callback=callback,
-                            client=client).fit(mdp, train)
+                            client=client, nonpositive_rewards=settings.costs_only).fit(mdp, train)
             progress.update(stage="standard errors", iteration=int(est.n_iter_),
                             log_likelihood=_finite(est.log_likelihood_))
             write_progress(force=True)

@@ -267,13 +267,10 @@ def fit_destination_prior(net: RoadNetwork, model: RouteModel, paths: Sequence[n
     params.floor = float(ms.floor)
     params.notes["multiscale_cv_loglik"] = float(ms.heldout_loglik)
 
-    # gravity: each trip's base is the marginal without its own fold
+    # gravity: each trip's base is the marginal without its own fold (the fold marginals serve the queries too)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(n, min(n, max_gravity_trips), replace=False))
-    bases = {}
-    for f in np.unique(folds[pick]):
-        keep = folds != f
-        bases[int(f)] = DestinationPredictor(net, model, params, dest[keep]).marginal
+    bases = {int(f): DestinationPredictor(net, model, params, dest[folds != f]).marginal for f in np.unique(folds)}
     gravity = DistanceDecayPrior().fit(xy, [bases[int(folds[i])] for i in pick], xy[orig[pick]], dest[pick])
     params.gravity_edges_m = [float(e) for e in gravity.edges]
     params.gravity_beta = [float(b) for b in gravity.beta_[0]]
@@ -281,11 +278,10 @@ def fit_destination_prior(net: RoadNetwork, model: RouteModel, paths: Sequence[n
     # the training trips' partial paths, with priors out of fold; memory: one posterior per query
     n_trips = min(n, max_query_trips, max(10, int(2e7 // (len(FRACTIONS) * net.n_states))))
     sample = np.sort(rng.choice(n, n_trips, replace=False))
-    fold_predictor = {int(f): DestinationPredictor(net, model, params, dest[folds != f])
-                      for f in np.unique(folds[sample])}
     parts, priors, ratios, trip_of = [], [], [], []
     for i in sample.tolist():
-        prior = fold_predictor[int(folds[i])].log_prior(int(paths[i][0]))
+        with np.errstate(divide="ignore"):
+            prior = np.log(gravity(xy, bases[int(folds[i])], xy[orig[i]]))
         for fraction in FRACTIONS:
             part = partial_path(paths[i], fraction, length)
             parts.append(part)

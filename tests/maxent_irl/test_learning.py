@@ -160,3 +160,39 @@ def test_a_feature_no_path_uses_is_absent_not_learned() -> None:
     assert est.absent_features_ == ["u_turn", "rare"] and est.theta_[-1] == 0.0  # the grid has no U-turns either
     base = MaxEntIRL().fit(mdp, paths)
     np.testing.assert_allclose(est.theta_[:-1], base.theta_, rtol=1e-5, atol=1e-6)
+
+
+def test_nonpositive_rewards_is_the_constrained_optimum() -> None:
+    """Drivers who gain on long major segments: the unconstrained fit learns positive rewards; with
+    nonpositive_rewards the fit meets the KKT conditions of the optimum under theta · f <= 0 for every
+    transition (the gradient is a non-negative combination of the active constraints), and an already
+    feasible fit is unchanged."""
+    from scipy.optimize import nnls
+
+    from maxent_irl.objective import log_likelihood_and_gradient, make_trip_set
+    from maxent_irl.soft_values import transition_log_weights
+
+    mdp = grid_route_mdp(7, seed=4)
+    theta = np.array([-9.0, 6.5, -1.0, -0.6, -3.0, -0.7])
+    paths = _sample(mdp, theta, 300, 30, seed=6)
+    free = MaxEntIRL(l2=1e-3).fit(mdp, paths)
+    assert np.max(mdp.features @ free.theta_) > 0
+    costs = MaxEntIRL(l2=1e-3, nonpositive_rewards=True, tol=1e-9).fit(mdp, paths)
+    rewards = mdp.features @ costs.theta_
+    assert np.max(rewards) <= 0 and "no positive reward" in costs.message_ and costs.converged_
+    assert costs.log_likelihood_ < free.log_likelihood_
+
+    trips = make_trip_set(mdp, paths)
+    used = [i for i, name in enumerate(mdp.feature_names) if name not in free.absent_features_]
+    ll, grad = log_likelihood_and_gradient(mdp, trips, transition_log_weights(mdp.features, costs.theta_))
+    grad_f = (-grad / trips.n_trips + 1e-3 * costs.theta_)[used]  # of the minimized objective
+    active = mdp.features[rewards > -1e-6][:, used]
+    assert active.shape[0] > 0
+    lam, residual = nnls(active.T, -grad_f)  # grad f + A^T lam = 0 with lam >= 0
+    assert residual <= 1e-3 * np.linalg.norm(grad_f), (residual, np.linalg.norm(grad_f))
+    assert ll == pytest.approx(costs.log_likelihood_)
+
+    safe = _sample(mdp, np.array([-9.0, -5.0, -1.0, -0.6, -3.0, -0.7]), 200, 20, seed=7)
+    a, b = MaxEntIRL(l2=1e-3).fit(mdp, safe), MaxEntIRL(l2=1e-3, nonpositive_rewards=True).fit(mdp, safe)
+    assert np.max(mdp.features @ a.theta_) < 0
+    np.testing.assert_array_equal(a.theta_, b.theta_)
