@@ -14,7 +14,8 @@ Pipeline (every choice is printed with its counts):
    would let a trip's twin from the same minute and stand teach the answer.
 4. Route model: ``MaxEntIRL(l2=--l2)`` on the training trips' matched paths, each cut at its
    first visit of its destination segment (counted; 11 of 383 here), as in the runs before the
-   core modelled trips that pass their destination (the service trains on whole paths). The small L2 keeps weights of road classes no trip uses finite.
+   core modelled trips that pass their destination (the service trains on whole paths). The
+   small L2 keeps weights of road classes no trip uses finite.
 5. Priors, all fitted on the training trips only; their hyper-parameters by 5-fold
    cross-validation within the training set, folds = 5 blocks of consecutive start times
    (held-out mean log-likelihood of the destination segment): a Gaussian kernel on metres

@@ -61,7 +61,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--destinations", type=int, default=d.destinations, metavar="K",
                    help=f"destination regions for Fig. 5 (default {d.destinations}, as the paper)")
     p.add_argument("--destination-trips", type=int, default=d.destination_trips, metavar="N",
-                   help=f"held-out trips used for Fig. 5 and the destination error, 0 = all (default {d.destination_trips})")
+                   help=f"held-out trips for Fig. 5 and the destination error, 0 = all (default {d.destination_trips})")
     p.add_argument("--max-iter", type=int, default=d.max_iter, help="MaxEnt L-BFGS iterations")
     p.add_argument("--action-trips", type=int, default=d.action_trips, metavar="N",
                    help=f"training trips for the action-based model, 0 = all (default {d.action_trips})")

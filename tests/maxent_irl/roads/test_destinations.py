@@ -85,7 +85,8 @@ def test_the_stop_profile_reweights_by_distance_from_the_current_segment(monaco:
                                           "stop_driven_edges_m": [500.0]})
     without = DestinationPriorParams(**{**params.to_dict(), "stop_edges_m": [], "stop_beta": [],
                                         "stop_driven_edges_m": []})
-    pred, plain = DestinationPredictor(monaco, model, with_stop, dest), DestinationPredictor(monaco, model, without, dest)
+    pred = DestinationPredictor(monaco, model, with_stop, dest)
+    plain = DestinationPredictor(monaco, model, without, dest)
     part = partial_path(paths[1], 0.6, monaco.segment_length_m)
     driven = monaco.segment_length_m[part].sum()
     group = int(driven > 500.0)
