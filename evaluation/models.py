@@ -33,14 +33,18 @@ def travel_time_costs(net: RoadNetwork) -> np.ndarray:
 
 
 def fit_maxent(mdp: RouteMDP, paths: Sequence[np.ndarray], max_iter: int, progress: bool) -> MaxEntIRL:
-    """MaxEnt IRL by maximum likelihood (unregularized, as the paper), with a progress bar."""
+    """MaxEnt IRL by maximum likelihood (unregularized, as the paper), with a progress bar.
+
+    Every segment and turn stays a cost (``nonpositive_rewards``), as in the service and the paper;
+    on simulated drivers with costs the optimum is feasible and the fit is unchanged.
+    """
     with progress_bar(progress, total=max_iter, desc="MaxEnt fit") as bar:
 
         def tick(p: FitProgress) -> None:
             bar.update(1)
             bar.set_postfix(ll=f"{p.log_likelihood:.2f}", grad=f"{p.grad_norm:.1e}")
 
-        return MaxEntIRL(max_iter=max_iter, callback=tick).fit(mdp, list(paths))
+        return MaxEntIRL(max_iter=max_iter, callback=tick, nonpositive_rewards=True).fit(mdp, list(paths))
 
 
 @dataclass(frozen=True)
