@@ -213,10 +213,12 @@ class MaxEntIRL(BaseEstimator):
         if best.get("x") is not None:  # the best point evaluated (L-BFGS-B returns it too, unless stopped)
             x_final = best["x"]
         if self.nonpositive_rewards and not stop["flag"]:
-            x_final, message, success = self._costs_only(mdp, x_final, xbounds, objective, on_iteration,
+            x_costs, message, success = self._costs_only(mdp, x_final, xbounds, objective, on_iteration,
                                                          message, success)
-            objective(x_final)  # the reported likelihood is the constrained point's, not the best one seen
-            best["ll"] = last_eval[1]
+            if x_costs is not x_final:  # refined: report the constrained point's likelihood, not the best seen
+                x_final = x_costs
+                objective(x_final)
+                best["ll"] = last_eval[1]
         self.theta_ = self._theta_from_x(x_final, k)
         self.model_ = RouteModel(mdp, self.theta_, self.alpha, self.reference_policy, ordering)
         self.n_iter_ = iteration["n"]
