@@ -34,16 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from maxent_irl import RouteMDP, RouteModel
+from bench_likelihood import GRID_THETA, sample_trips
+
+from maxent_irl import RouteMDP
 from maxent_irl.linsolve import TRANSPOSE_FACTOR_MIN_COLUMNS, fill_reducing_ordering
 from maxent_irl.objective import TripSet, log_likelihood_and_gradient, make_trip_set, relevant_states
 from maxent_irl.parallel import default_solver_threads, solver_threads_limit
 from maxent_irl.soft_values import global_system
 from maxent_irl.synthetic import grid_route_mdp
-
-GRID_THETA = np.array([-5.0, -3.0, -0.9, -0.4, -4.5, -0.4])  # minor/major km, left, right, u-turn, segment
 
 
 def peak_rss_gb() -> float:
@@ -51,13 +52,8 @@ def peak_rss_gb() -> float:
 
 
 def model_trips(mdp: RouteMDP, n_trips: int, n_dest: int, seed: int = 1) -> list[np.ndarray]:
-    """Trips sampled from the model (``bench_likelihood.py``'s workload)."""
-    rng = np.random.default_rng(seed)
-    dests = rng.choice(mdp.n_states, n_dest, replace=False)
-    d = np.concatenate([dests, rng.choice(dests, n_trips - n_dest)])
-    o = rng.integers(0, mdp.n_states, n_trips)
-    o[o == d] = (o[o == d] + 1) % mdp.n_states
-    return RouteModel(mdp, GRID_THETA).sample_trips(o, d, random_state=seed)
+    """Trips sampled from the model: ``bench_likelihood.py``'s workload, with its sampler."""
+    return sample_trips(mdp, GRID_THETA, n_trips, n_dest, seed)
 
 
 def walk_trips(mdp: RouteMDP, n_dest: int, per_dest: int, length: int, seed: int = 1) -> list[np.ndarray]:
